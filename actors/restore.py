@@ -1,0 +1,60 @@
+"""RestoreActor: holds one prior (loaded once per actor) and runs a solver on each row."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import torch
+
+from operators.degradations import build_degradation
+from operators.priors import build_prior
+from operators.seeding import make_generator
+from operators.solvers import get_solver, solver_config
+from pipelines.stages.columns import batch_to_rows, error_fields, pack, rows_to_batch, unpack
+
+
+class RestoreActor:
+    """Callable class for ``map_batches``: rows with ``lq`` and ``degradation`` in, ``restored`` out.
+
+    solver: {name, nfe, ...solver config keys}; prior: {name, ...}. Rows that already carry an
+    error pass through untouched; a row whose solve fails becomes an error row (stage "restore").
+    """
+
+    def __init__(self, solver: dict, prior: dict, seed: int, device: str = "auto",
+                 torch_threads: int | None = None):
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        spec = dict(solver)
+        self.solver_name = spec.pop("name")
+        self.nfe = int(spec.pop("nfe", 20))
+        self.solve = get_solver(self.solver_name)
+        self.config = solver_config(self.solver_name, **spec)
+        self.prior_spec = dict(prior)
+        self.prior = build_prior(self.prior_spec, device=str(self.device))
+        self.seed = seed
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return rows_to_batch([self.restore_row(r) for r in batch_to_rows(batch)])
+
+    def restore_row(self, row: dict) -> dict:
+        out = {**row, "restored": b"", "seconds": float("nan"), "nfe": 0, "nfe_backward": 0,
+               "solver": self.solver_name, "prior": self.prior_spec.get("name", "")}
+        if row.get("error_stage"):
+            return out
+        try:
+            y = torch.from_numpy(unpack(row["lq"]).transpose(2, 0, 1).copy())[None].to(self.device)
+            op = build_degradation(json.loads(row["degradation"]))
+            gen = make_generator(self.seed, row["id"], "solve", device=self.device)
+            t0 = time.perf_counter()
+            with torch.no_grad():  # solvers that need gradients enable them themselves
+                result = self.solve(y, op, self.prior, nfe=self.nfe, generator=gen, config=self.config)
+            out["seconds"] = time.perf_counter() - t0
+            out["restored"] = pack(result.x[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
+            out["nfe"], out["nfe_backward"] = int(result.nfe), int(result.nfe_backward)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
+            out.update(error_fields("restore", exc))
+        return out

@@ -1,0 +1,25 @@
+"""The job kinds `restoray run` knows: name -> (config class, run function, description)."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class JobKind:
+    module: str        # pipelines.<module> defines `config_class` and `run`
+    config_class: str
+    description: str
+
+    def load(self):
+        mod = importlib.import_module(f"pipelines.{self.module}")
+        return getattr(mod, self.config_class), mod.run
+
+
+JOBS: dict[str, JobKind] = {
+    "restore-images": JobKind(
+        "restore_images", "RestoreImagesConfig",
+        "restore every image under an input URI (optionally degrading clean images first) with a "
+        "diffusion solver and prior; writes results/errors Parquet, restored PNGs, comparison "
+        "grids and an MLflow run"),
+}

@@ -1,0 +1,46 @@
+"""Config-time checks of registry names and keys (solver, prior, degradation).
+
+Each turns the operators' own errors into one ConfigError that names the config key.
+"""
+from __future__ import annotations
+
+from pipelines.config import ConfigError
+
+
+def _name(spec: dict, key: str, valid: list[str]) -> str:
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ConfigError(f"config key '{key}' needs a 'name'; valid choices: {', '.join(valid)}")
+    if spec["name"] not in valid:
+        raise ConfigError(f"config key '{key}.name': unknown {key.split('.')[-1]} {spec['name']!r}; "
+                          f"valid choices: {', '.join(valid)}")
+    return spec["name"]
+
+
+def check_degradation(spec: dict, key: str = "degradation") -> None:
+    from operators.degradations import DEGRADATIONS, build_degradation
+
+    _name(spec, key, DEGRADATIONS.names())
+    try:
+        build_degradation(dict(spec))
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as e:
+        raise ConfigError(f"config key '{key}': {e}") from None
+
+
+def check_solver(spec: dict, key: str = "solver") -> None:
+    from operators.solvers import SOLVERS, solver_config
+
+    name = _name(spec, key, SOLVERS.names())
+    rest = {k: v for k, v in spec.items() if k not in ("name", "nfe")}
+    nfe = spec.get("nfe", 20)
+    if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
+        raise ConfigError(f"config key '{key}.nfe': expected a positive integer, got {nfe!r}")
+    try:
+        solver_config(name, **rest)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"config key '{key}': {e}") from None
+
+
+def check_prior(spec: dict, key: str = "prior") -> None:
+    from operators.priors import PRIORS
+
+    _name(spec, key, PRIORS.names())

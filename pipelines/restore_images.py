@@ -1,0 +1,150 @@
+"""Job `restore-images`: read -> decode [-> degrade] -> restore (actor pool) -> metrics/write.
+
+Results and errors stream back to the driver and are written as Parquet shards as they
+arrive, so a crash keeps what was finished and a re-run skips it (same config hash).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+from operators.media import DEFAULT_MAX_PIXELS
+from operators.seeding import derive_seed
+from pipelines.config import ConfigError, config_hash, to_dict
+from pipelines.registry_check import check_degradation, check_prior, check_solver
+from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
+from pipelines.summary import JobSummary
+
+log = logging.getLogger(__name__)
+RESULT_EXCLUDE = ("output", "ray", "storage", "mlflow", "comparisons", "flush_rows", "max_pixels")
+
+
+@dataclass(frozen=True)
+class RestoreImagesConfig:
+    """Restore every image under ``input``; see configs/restore-images.yaml."""
+
+    input: str
+    job: str = "restore-images"
+    reference: str | None = None
+    synthesize: bool = True
+    degradation: dict = field(default_factory=lambda: {"name": "sr", "scale": 4, "noise_sigma": 0.01})
+    solver: dict = field(default_factory=lambda: {"name": "diffpir", "nfe": 20})
+    prior: dict = field(default_factory=lambda: {"name": "embedded"})
+    output: str = "./runs/restore"
+    seed: int = 0
+    comparisons: int = 4
+    flush_rows: int = 64
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    ray: RayConfig = field(default_factory=RayConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+    def validate(self) -> None:
+        check_degradation(self.degradation, "degradation")
+        check_solver(self.solver, "solver")
+        check_prior(self.prior, "prior")
+        if self.reference and self.synthesize:
+            raise ConfigError("config key 'reference' is only used with synthesize: false "
+                              "(with synthesize: true the input itself is the reference)")
+
+
+def row_id(source_uri: str) -> str:
+    """Stable id of an image row: a hash of its source URI (frame/window 0)."""
+    return f"{derive_seed(0, source_uri, 0):016x}"
+
+
+def plan_rows(cfg: RestoreImagesConfig, chash: str) -> tuple[list[dict], int]:
+    """Input rows still to do (resume skips finished ids), and how many were already done."""
+    from pipelines.inputs import resolve_input
+    from pipelines.storage import list_inputs
+    from pipelines.tables import finished_ids
+
+    files = list_inputs(resolve_input(cfg.input, cfg.output), cfg.storage)
+    refs = {}
+    if cfg.reference:
+        refs = {f.relative_path.rsplit(".", 1)[0]: f.uri for f in list_inputs(cfg.reference, cfg.storage)}
+    done = finished_ids(cfg.output, chash, cfg.storage)
+    rows = []
+    for f in files:
+        rid = row_id(f.uri)
+        if rid in done:
+            continue
+        rows.append({"id": rid, "source_uri": f.uri, "relative_path": f.relative_path,
+                     "reference_uri": refs.get(f.relative_path.rsplit(".", 1)[0], "")})
+    return rows, len(files) - len(rows)
+
+
+def run(cfg: RestoreImagesConfig) -> JobSummary:
+    import ray
+
+    from actors.restore import RestoreActor
+    from pipelines.ray_runtime import actor_pool_args, init_ray
+    from pipelines.stages.finish import FinishStage
+    from pipelines.stages.load import LoadStage
+    from pipelines.tables import write_shard
+
+    chash = config_hash(cfg, RESULT_EXCLUDE)
+    rows, skipped = plan_rows(cfg, chash)
+    summary = JobSummary(job=cfg.job, output=cfg.output, config_hash=chash, skipped=skipped, planned=len(rows))
+    t0 = time.perf_counter()
+    if rows:
+        init_ray(cfg.ray)
+        summary.ray_startup_s = time.perf_counter() - t0
+        compare = tuple(r["id"] for r in rows[: cfg.comparisons])
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 4 * max(1, cfg.ray.actors))))
+        ds = ds.map_batches(LoadStage(cfg.degradation, cfg.synthesize, cfg.seed, cfg.storage, cfg.max_pixels),
+                            batch_size=cfg.ray.batch_size)
+        ds = ds.map_batches(RestoreActor, fn_constructor_kwargs={
+            "solver": cfg.solver, "prior": cfg.prior, "seed": cfg.seed,
+            "device": "cuda" if cfg.ray.num_gpus else "cpu", "torch_threads": cfg.ray.torch_threads},
+            **actor_pool_args(cfg.ray))
+        ds = ds.map_batches(FinishStage(cfg.output, chash, compare, cfg.storage), batch_size=cfg.ray.batch_size)
+        stream_tables(ds, cfg, chash, summary, write_shard)
+    summary.seconds = time.perf_counter() - t0
+    summary.finalize_from_tables(cfg.storage)
+    summary.log_mlflow(cfg.mlflow, to_dict(cfg), cfg.storage)
+    return summary
+
+
+def stream_tables(ds, cfg: RestoreImagesConfig, chash: str, summary: JobSummary, write_shard) -> None:
+    """Iterate the dataset on the driver; flush result and error rows as Parquet shards."""
+    results, errors = [], []
+
+    def flush(force: bool = False):
+        for name, buf in (("results", results), ("errors", errors)):
+            if buf and (force or len(buf) >= cfg.flush_rows):
+                write_shard(cfg.output, name, buf, cfg.storage)
+                buf.clear()
+
+    for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
+        for row in batch.to_dict("records"):
+            if row.get("error_stage"):
+                errors.append(error_row(row, chash))
+                summary.errors += 1
+            else:
+                results.append(result_row(row, cfg, chash))
+                summary.done += 1
+        flush()
+        summary.progress()
+    flush(force=True)
+
+
+def result_row(row: dict, cfg: RestoreImagesConfig, chash: str) -> dict:
+    return {"id": row["id"], "source_uri": row["source_uri"], "relative_path": row["relative_path"],
+            "width": int(row["width"]), "height": int(row["height"]), "degradation": row["degradation"],
+            "solver": row["solver"], "prior": row["prior"], "nfe": int(row["nfe"]),
+            "nfe_backward": int(row["nfe_backward"]), "seed": cfg.seed, "config_hash": chash,
+            "seconds": float(row["seconds"]), **{k: _nullable(row[k]) for k in ("psnr", "ssim", "lq_psnr", "lq_ssim")},
+            "restored_uri": row["restored_uri"], "solver_config": json.dumps(cfg.solver, sort_keys=True)}
+
+
+def error_row(row: dict, chash: str) -> dict:
+    return {"id": row["id"], "source_uri": row["source_uri"], "relative_path": row["relative_path"],
+            "stage": row["error_stage"], "error_type": row["error_type"], "message": row["error_message"],
+            "config_hash": chash}
+
+
+def _nullable(v) -> float | None:
+    return None if v is None or v != v else float(v)

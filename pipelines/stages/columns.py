@@ -1,0 +1,61 @@
+"""Row columns shared by the stages: arrays travel as .npy bytes, errors as three fields."""
+from __future__ import annotations
+
+import io
+import traceback
+
+import numpy as np
+
+ERROR_FIELDS = ("error_stage", "error_type", "error_message")
+EMPTY = b""
+
+
+def pack(arr: np.ndarray | None) -> bytes:
+    """float32 array -> .npy bytes (exact, shape kept); None -> b''."""
+    if arr is None:
+        return EMPTY
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def unpack(data: bytes | None) -> np.ndarray | None:
+    if data is None or len(data) == 0:
+        return None
+    return np.load(io.BytesIO(bytes(data)), allow_pickle=False)
+
+
+def no_error() -> dict:
+    return {"error_stage": "", "error_type": "", "error_message": ""}
+
+
+def error_fields(stage: str, exc: BaseException) -> dict:
+    """The error columns for a row that failed in ``stage``; the message names the problem."""
+    msg = str(exc) or repr(exc)
+    if not isinstance(exc, (ValueError, FileNotFoundError, OSError)):
+        tb = traceback.extract_tb(exc.__traceback__)
+        if tb:
+            msg += f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})"
+    return {"error_stage": stage, "error_type": type(exc).__name__, "error_message": msg[:2000]}
+
+
+def rows_to_batch(rows: list[dict]) -> dict[str, np.ndarray]:
+    """List of row dicts (same keys) -> a column batch for Ray Data."""
+    if not rows:
+        return {}
+    out = {}
+    for k in rows[0]:
+        vals = [r[k] for r in rows]
+        if any(isinstance(v, (bytes, bytearray)) for v in vals):
+            arr = np.empty(len(vals), dtype=object)  # binary column
+            arr[:] = [bytes(v) for v in vals]
+        else:
+            arr = np.array(vals)
+        out[k] = arr
+    return out
+
+
+def batch_to_rows(batch: dict[str, np.ndarray]) -> list[dict]:
+    keys = list(batch)
+    n = len(batch[keys[0]]) if keys else 0
+    return [{k: batch[k][i] for k in keys} for i in range(n)]

@@ -1,0 +1,73 @@
+"""Stage `finish`: metrics against the reference, restored PNG and comparison grids written.
+
+Stateless (``map_batches``). Drops the pixel columns so only table columns reach the driver.
+"""
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from operators.media import encode_png, side_by_side
+from operators.metrics import psnr, ssim
+from pipelines.sections import StorageConfig
+from pipelines.stages.columns import batch_to_rows, error_fields, rows_to_batch, unpack
+from pipelines.storage import join, write_bytes_atomic
+
+PIXEL_COLUMNS = ("lq", "hq", "restored")
+
+
+def _t(img: np.ndarray) -> torch.Tensor:
+    """(H, W, C) -> (1, 3, H, W); one-channel images (colorize measurements) are repeated."""
+    t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float()
+    return t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
+
+
+def quality(x: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """(PSNR, SSIM) of x against ref, x resized (bicubic) to ref's size when they differ."""
+    xt, rt = _t(x), _t(ref)
+    if xt.shape[-2:] != rt.shape[-2:]:
+        xt = F.interpolate(xt, size=rt.shape[-2:], mode="bicubic", align_corners=False)
+    xt = xt.clamp(0, 1)
+    return float(psnr(xt, rt)[0]), float(ssim(xt, rt)[0])
+
+
+@dataclass
+class FinishStage:
+    output: str
+    config_hash: str
+    comparison_ids: tuple[str, ...] = ()
+    storage: StorageConfig = field(default_factory=StorageConfig)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return rows_to_batch([self.finish_row(r) for r in batch_to_rows(batch)])
+
+    def finish_row(self, row: dict) -> dict:
+        out = {k: v for k, v in row.items() if k not in PIXEL_COLUMNS}
+        out.update({"psnr": math.nan, "ssim": math.nan, "lq_psnr": math.nan, "lq_ssim": math.nan,
+                    "restored_uri": "", "config_hash": self.config_hash})
+        if row.get("error_stage"):
+            return out
+        stage = "metrics"
+        try:
+            restored, lq, hq = unpack(row["restored"]), unpack(row["lq"]), unpack(row["hq"])
+            if hq is not None:
+                out["psnr"], out["ssim"] = quality(restored, hq)
+                out["lq_psnr"], out["lq_ssim"] = quality(lq, hq)
+            stage = "write"
+            rel = posixpath.splitext(str(row["relative_path"]))[0] + ".png"
+            uri = join(self.output, "restored", rel)
+            out["restored_uri"] = write_bytes_atomic(uri, encode_png(restored, bool(row.get("grey"))), self.storage)
+            if str(row["id"]) in self.comparison_ids:
+                lq_rgb = np.repeat(lq, 3, axis=2) if lq.shape[2] == 1 else lq
+                panels = [np.clip(lq_rgb, 0, 1), restored] + ([hq] if hq is not None else [])
+                name = rel.replace("/", "__")
+                write_bytes_atomic(join(self.output, "comparisons", name), encode_png(side_by_side(panels)), self.storage)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
+            out.update(error_fields(stage, exc))
+        return out

@@ -1,0 +1,66 @@
+"""MLflow glue: one run per job, from the driver, with the resolved config as params."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pipelines.config import flatten
+from pipelines.sections import MlflowConfig
+
+DEFAULT_DB = "runs/mlflow.db"
+
+
+def resolve_tracking_uri(cfg: MlflowConfig) -> str:
+    """Config, then $MLFLOW_TRACKING_URI, then a SQLite file under ./runs."""
+    if cfg.tracking_uri:
+        return cfg.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    path = Path(DEFAULT_DB).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _experiment_id(mlflow, name: str, tracking_uri: str) -> str:
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    artifact_location = None
+    if tracking_uri.startswith("sqlite:///"):  # keep artifacts beside the DB, not in ./mlruns
+        db = Path(tracking_uri[len("sqlite:///"):])
+        artifact_location = (db.parent / "mlartifacts" / name).absolute().as_uri()
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+def log_run(cfg: MlflowConfig, run_name: str, params: dict, metrics: dict[str, float],
+            artifacts: dict[str, bytes], tags: dict[str, str] | None = None,
+            metric_series: dict[str, list[float]] | None = None) -> tuple[str, str] | None:
+    """Log one run; return (run_id, tracking_uri), or None when tracking is disabled.
+
+    artifacts: {relative artifact path: bytes}. metric_series: {name: values by step}.
+    """
+    if not cfg.enabled:
+        return None
+    import mlflow
+
+    uri = resolve_tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    exp_id = _experiment_id(mlflow, cfg.experiment, uri)
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags or {}) as run:
+        flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
+        mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and v == v}
+        if clean:
+            mlflow.log_metrics(clean)
+        for name, values in (metric_series or {}).items():
+            for step, v in enumerate(values):
+                mlflow.log_metric(name, float(v), step=step)
+        with tempfile.TemporaryDirectory() as tmp:
+            for rel, data in artifacts.items():
+                p = Path(tmp) / rel
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(data)
+            if artifacts:
+                mlflow.log_artifacts(tmp)
+        return run.info.run_id, uri

@@ -1,0 +1,62 @@
+"""Test-session environment: quiet offline Ray/MLflow, dummy AWS credentials, shared data path."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
+
+_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S": "120",
+    "RAY_USAGE_STATS_REPORT_URL": "http://127.0.0.1:9/",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "HF_HUB_OFFLINE": "1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+for _k, _v in _ENV.items():
+    os.environ.setdefault(_k, _v)
+os.environ.pop("RAY_ADDRESS", None)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="rr", dir="/tmp"))
+
+
+def shared_data() -> Path:
+    """../shared/data beside the checkout; tests that need it skip (saying why) without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data beside the repo)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole test session (startup is seconds; never per test)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False,
+                 object_store_memory=512 * 1024 * 1024, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API (moto's threaded server) on loopback; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
