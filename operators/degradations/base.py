@@ -8,9 +8,13 @@ noiseless forward map and always takes an explicit ``torch.Generator``.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+import json
+from typing import Any, Callable, ClassVar
 
 import torch
+
+
+PROX_SIGMA_FLOOR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class Degradation:
     - ``forward(x)``: the noiseless map A(x).
     - ``measure(x, generator)``: A(x) plus noise.
     - linear ones (``linear = True``) also give ``adjoint``, ``pinv`` and ``prox``.
+
+    Subclasses are declared ``@dataclass(frozen=True, eq=False)``: equality and hashing come
+    from ``spec()`` here, so numpy-array fields (kernels, masks) compare by value.
     """
 
     name: ClassVar[str]
@@ -78,16 +85,33 @@ class Degradation:
         raise NotImplementedError(f"degradation {self.name!r} has no closed-form pseudo-inverse")
 
     def prox(self, z: torch.Tensor, y: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
-        """argmin_x ||y - A x||^2 / (2 sigma_n^2) + rho / 2 ||x - z||^2, in closed form."""
+        """argmin_x ||y - A x||^2 / (2 sigma_n^2) + rho / 2 ||x - z||^2, in closed form.
+
+        ``rho``: a float or a (B,) tensor, > 0; sigma_n^2 is ``prox_sigma2`` (floored)."""
         raise NotImplementedError(f"degradation {self.name!r} has no closed-form prox")
 
     def init_estimate(self, y: torch.Tensor) -> torch.Tensor:
-        """A cheap image-space estimate from y (pinv, or adjoint, or y itself)."""
+        """A cheap image-space estimate from y: pinv(y) where it exists, else y resized
+        (bicubic) to ``input_shape``, or y itself when the shapes agree."""
         try:
             return self.pinv(y).clamp(0, 1)
         except NotImplementedError:
-            return y.clamp(0, 1) if tuple(y.shape) == tuple(self.input_shape(tuple(y.shape))) else \
-                torch.nn.functional.interpolate(y, size=self.input_shape(tuple(y.shape))[-2:], mode="bicubic").clamp(0, 1)
+            size = tuple(self.input_shape(tuple(y.shape)))[-2:]
+            if tuple(y.shape[-2:]) == size:
+                return y.clamp(0, 1)
+            return torch.nn.functional.interpolate(y, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+
+    def bind(self, shape: tuple[int, ...], generator: torch.Generator | None) -> "Degradation":
+        """The concrete operator for images of ``shape`` (..., H, W): operators with parameters
+        still to draw (an inpainting mask, a motion kernel, a random chain) sample them from
+        ``generator`` and return a new operator; concrete ones return ``self``."""
+        return self
+
+    @property
+    def prox_sigma2(self) -> float:
+        """sigma_n^2 used by ``prox``, floored at ``PROX_SIGMA_FLOOR**2`` so noiseless problems
+        stay well-posed."""
+        return max(self.sigma_n, PROX_SIGMA_FLOOR) ** 2
 
     @property
     def sigma_n(self) -> float:
@@ -108,6 +132,40 @@ class Degradation:
             s["noise_poisson_peak"] = self.noise.peak
         return s
 
-    def to(self, device: torch.device | str) -> "Degradation":
-        """Same operator with its tensors on ``device`` (default: tensors follow inputs)."""
+    @classmethod
+    def from_params(cls, **params: Any) -> "Degradation":
+        """Inverse of ``params()``: JSON forms (lists, packed masks, nested specs) to fields."""
+        return cls(**params)
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Degradation":
+        """Operators hold numpy parameters and build their tensors lazily on the input's
+        device and dtype (cached per device/dtype), so this returns ``self``."""
         return self
+
+    def _cached(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """Per-instance cache of derived tensors (kernels' spectra, weight matrices), keyed by
+        e.g. (H, W, device, dtype); kept small and never pickled."""
+        cache = self.__dict__.get("_tensor_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_tensor_cache", cache)
+        if key not in cache:
+            if len(cache) >= 16:
+                cache.pop(next(iter(cache)))
+            cache[key] = make()
+        return cache[key]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_tensor_cache"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    # Equality and hashing go through the spec, so array-valued fields compare by value.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Degradation):
+            return NotImplemented
+        return json.dumps(self.spec(), sort_keys=True) == json.dumps(other.spec(), sort_keys=True)
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.spec(), sort_keys=True))
