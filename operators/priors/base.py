@@ -44,12 +44,13 @@ class Prior(torch.nn.Module):
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     channels: int = 3
-    codec: Codec | None = None
+    codec: Codec | None  # set in __init__: a class-level None would shadow an nn.Module codec
     name: str = "prior"
 
     def __init__(self) -> None:
         super().__init__()
         self.nfe = NFECounter()
+        self.codec = None
 
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, prompt: str | None) -> torch.Tensor:
         raise NotImplementedError
