@@ -22,4 +22,8 @@ JOBS: dict[str, JobKind] = {
         "restore every image under an input URI (optionally degrading clean images first) with a "
         "diffusion solver and prior; writes results/errors Parquet, restored PNGs, comparison "
         "grids and an MLflow run"),
+    "train-prior": JobKind(
+        "train_prior", "TrainPriorConfig",
+        "train an embedded prior (pixel EDM UNet, latent codec or latent EDM UNet) on Ray Train; "
+        "resumable checkpoints, safetensors weights, loss curve in MLflow"),
 }

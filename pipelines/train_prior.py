@@ -1,0 +1,103 @@
+"""Job `train-prior`: train an embedded prior (pixel EDM UNet, latent codec, or latent EDM UNet)
+on Ray Train's TorchTrainer; checkpoints resume, the loss curve goes to MLflow."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pipelines.config import ConfigError, to_dict
+from pipelines.sections import MlflowConfig, RayConfig
+
+
+@dataclass(frozen=True)
+class TrainPriorConfig:
+    job: str = "train-prior"
+    model: Literal["pixel", "codec", "latent"] = "pixel"
+    data: str = "../shared/data/train/BSDS400_color"
+    grey: bool = False
+    limit_images: int | None = None
+    patch: int = 64
+    batch_size: int = 16
+    steps: int = 4000
+    lr: float = 5e-4
+    warmup_steps: int = 200
+    ema: float = 0.999
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    net: dict = field(default_factory=dict)       # EDMUNetConfig / AutoencoderConfig fields
+    codec: str | None = None                      # model: latent -> the trained codec's weights
+    output: str = "weights/embedded_pixel.safetensors"
+    checkpoint_dir: str = "runs/train-prior/checkpoints"
+    checkpoint_every: int = 250
+    log_every: int = 50
+    resume: bool = True
+    max_minutes: float | None = None
+    seed: int = 0
+    num_workers: int = 1
+    use_gpu: bool = False
+    torch_threads: int | None = None
+    ray: RayConfig = field(default_factory=lambda: RayConfig(actors=1))
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+    def validate(self) -> None:
+        if self.model == "latent" and not self.codec:
+            raise ConfigError("config key 'codec': model: latent needs the trained codec's weights path")
+        if self.steps < 1 or self.batch_size < 1 or self.patch < 8:
+            raise ConfigError("config keys 'steps', 'batch_size' >= 1 and 'patch' >= 8 are required")
+
+
+@dataclass
+class TrainSummary:
+    output: str
+    steps: int
+    seconds: float
+    final_loss: float
+    run_id: str | None = None
+    tracking_uri: str | None = None
+
+    def table(self) -> str:
+        lines = [f"restoray train-prior: {self.steps} steps in {self.seconds:.0f} s, "
+                 f"final loss {self.final_loss:.5f}", f"  weights:  {self.output}"]
+        if self.run_id:
+            lines.append(f"  mlflow:   run {self.run_id} at {self.tracking_uri}")
+        return "\n".join(lines)
+
+
+def run(cfg: TrainPriorConfig) -> TrainSummary:
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from pipelines.ray_runtime import init_ray
+    from pipelines.tracking import log_run
+
+    loop_cfg = asdict(cfg)
+    for key in ("data", "output", "checkpoint_dir", "codec"):
+        if loop_cfg[key]:
+            loop_cfg[key] = os.path.abspath(loop_cfg[key])
+    init_ray(cfg.ray)
+    from pipelines.training.loop import train_loop
+
+    cpus = max(1, int(cfg.ray.num_cpus or os.cpu_count() or 1) // max(1, cfg.num_workers))
+    scaling = ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
+                            resources_per_worker={"CPU": cpus} if not cfg.use_gpu else None)
+    loop_cfg["torch_threads"] = cfg.torch_threads or (cpus if not cfg.use_gpu else None)
+    storage = Path(loop_cfg["checkpoint_dir"]).parent / "ray"
+    t0 = time.perf_counter()
+    trainer = TorchTrainer(train_loop, train_loop_config=loop_cfg, scaling_config=scaling,
+                           run_config=RunConfig(name=f"train-{cfg.model}", storage_path=str(storage)))
+    trainer.fit()
+    history = json.loads((Path(loop_cfg["checkpoint_dir"]) / "latest" / "history.json").read_text())
+    summary = TrainSummary(cfg.output, history[-1]["step"], time.perf_counter() - t0, history[-1]["loss"])
+    history_json = json.dumps(history).encode()
+    Path(loop_cfg["output"] + ".history.json").write_bytes(history_json)
+    logged = log_run(cfg.mlflow, f"train-{cfg.model}", to_dict(cfg),
+                     {"final_loss": summary.final_loss, "steps": summary.steps, "seconds": summary.seconds},
+                     {"history.json": history_json}, tags={"job": cfg.job},
+                     metric_series={"loss": [h["loss"] for h in history]})
+    if logged:
+        summary.run_id, summary.tracking_uri = logged
+    return summary

@@ -1,0 +1,76 @@
+"""What each training kind builds, its loss, and how its weights are saved.
+
+- pixel: EDM UNet on [-1, 1] images; EDM loss (Karras et al. 2022, Eq. 2 with Table 1's
+  lambda(sigma) and log-normal sigma sampling, P_mean/P_std).
+- codec: the convolutional autoencoder; L2 + 0.1 L1 reconstruction loss.
+- latent: EDM UNet on the frozen codec's latents, scaled to unit std (scale stored with it).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from operators.priors.autoencoder import AutoencoderConfig, ConvAutoencoder, load_autoencoder, save_autoencoder
+from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, save_edm_unet
+
+
+@dataclass
+class Objective:
+    model: torch.nn.Module
+    kind: str
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    codec: ConvAutoencoder | None = None
+    latent_scale: float = 1.0
+
+    def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] image batch -> what the network sees ([-1, 1] pixels or scaled latents)."""
+        if self.kind == "latent":
+            with torch.no_grad():
+                return self.codec.encode(x) / self.latent_scale
+        return 2 * x - 1
+
+    def loss(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if self.kind == "codec":
+            rec = self.model(x)
+            return F.mse_loss(rec, x) + 0.1 * F.l1_loss(rec, x)
+        x0 = self.to_model_space(x)
+        n = torch.randn(x0.shape[0], generator=g).to(x0.device)
+        sigma = (self.p_mean + self.p_std * n).exp()
+        noise = torch.randn(x0.shape, generator=g).to(x0.device) * sigma.view(-1, 1, 1, 1)
+        net = self.model.module if hasattr(self.model, "module") else self.model
+        d = self.model(x0 + noise, sigma)
+        return (net.loss_weight(sigma).view(-1, 1, 1, 1) * (d - x0) ** 2).mean()
+
+    def save(self, model: torch.nn.Module, path: str, extra: dict | None = None) -> None:
+        meta = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in (extra or {}).items()}
+        if self.kind == "codec":
+            save_autoencoder(model, path)
+        else:
+            if self.kind == "latent":
+                meta["latent_scale"] = str(self.latent_scale)
+            save_edm_unet(model, path, extra=meta, dtype=torch.float16)
+
+
+def build_objective(cfg: dict, sample_batch: torch.Tensor) -> Objective:
+    """cfg: the train-prior config as a dict; sample_batch: images to measure latent scale."""
+    kind = cfg["model"]
+    net_cfg = dict(cfg.get("net") or {})
+    if kind == "codec":
+        ae = ConvAutoencoder(AutoencoderConfig(in_channels=1 if cfg["grey"] else 3, **net_cfg))
+        return Objective(ae, kind)
+    if kind == "pixel":
+        c = 1 if cfg["grey"] else 3
+        return Objective(EDMUNet(EDMUNetConfig(in_channels=c, out_channels=c, **net_cfg)), kind,
+                         cfg["p_mean"], cfg["p_std"])
+    if kind == "latent":
+        codec = load_autoencoder(cfg["codec"]).requires_grad_(False)
+        with torch.no_grad():
+            scale = float(codec.encode(sample_batch).std())
+        c = codec.config.latent_channels
+        net = EDMUNet(EDMUNetConfig(in_channels=c, out_channels=c, **net_cfg))
+        return Objective(net, kind, cfg["p_mean"], cfg["p_std"], codec=codec, latent_scale=scale)
+    raise ValueError(f"unknown training model {kind!r}; valid choices: pixel, codec, latent")
