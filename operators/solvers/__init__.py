@@ -1,0 +1,53 @@
+"""Restoration solvers, one file each, registered by name.
+
+Every solver is ``solve_<name>(y, degradation, prior, *, nfe, generator, config=None,
+callback=None) -> SolverOutput`` with a frozen config dataclass (``solver_config(name, ...)``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from operators.registry import Registry
+from operators.solvers.base import SolverOutput, karras_sigmas
+from operators.solvers.config import SolverConfig, build_config
+from operators.solvers.ddnm import DDNMConfig, solve_ddnm
+from operators.solvers.diffpir import DiffPIRConfig, solve_diffpir
+from operators.solvers.dps import DPSConfig, solve_dps
+from operators.solvers.langevin import LangevinConfig, solve_langevin
+from operators.solvers.latent_dps import LatentDPSConfig, solve_latent_dps
+from operators.solvers.pnp_ula import PnPULAConfig, solve_pnp_ula
+from operators.solvers.reld import RELDConfig, solve_reld
+from operators.solvers.tiling import TiledPrior
+
+SOLVERS: Registry[Callable[..., SolverOutput]] = Registry("solver")
+CONFIGS: dict[str, type[SolverConfig]] = {}
+
+for _name, _fn, _cfg in [
+    ("dps", solve_dps, DPSConfig),
+    ("ddnm", solve_ddnm, DDNMConfig),
+    ("diffpir", solve_diffpir, DiffPIRConfig),
+    ("pnp_ula", solve_pnp_ula, PnPULAConfig),
+    ("langevin", solve_langevin, LangevinConfig),
+    ("reld", solve_reld, RELDConfig),
+    ("latent_dps", solve_latent_dps, LatentDPSConfig),
+]:
+    SOLVERS.register(_name, _fn)
+    CONFIGS[_name] = _cfg
+
+
+def get_solver(name: str) -> Callable[..., SolverOutput]:
+    """The solver function registered as ``name`` (an error lists the valid names)."""
+    return SOLVERS.get(name)
+
+
+def solver_config(name: str, **overrides: Any) -> SolverConfig:
+    """The solver's frozen config with ``overrides``; unknown keys raise, naming them."""
+    SOLVERS.get(name)
+    return build_config(CONFIGS[name], name, overrides)
+
+
+__all__ = [
+    "SOLVERS", "CONFIGS", "get_solver", "solver_config", "SolverOutput", "SolverConfig",
+    "karras_sigmas", "TiledPrior", "DPSConfig", "DDNMConfig", "DiffPIRConfig", "PnPULAConfig",
+    "LangevinConfig", "RELDConfig", "LatentDPSConfig",
+]
