@@ -1,10 +1,17 @@
-"""Degradations (forward models): one family per file, a registry, build from spec, sample."""
+"""Degradations (forward models): one family per file, a registry, build from spec, sample.
+
+Config shape: ``{"name": "sr", "scale": 4, "noise_sigma": 0.01}``; see ``build_degradation``."""
 from __future__ import annotations
 
 from operators.degradations.base import Degradation, Noise
 from operators.degradations.blur import Blur
+from operators.degradations.cg import cg_prox
+from operators.degradations.colorize import Colorize
+from operators.degradations.compose import Compose
 from operators.degradations.denoise import Denoise
 from operators.degradations.inpaint import Inpaint
+from operators.degradations.jpeg import JPEG
+from operators.degradations.realesrgan import RealESRGAN, sample_realesrgan_chain
 from operators.degradations.registry import (
     DEGRADATIONS,
     build_degradation,
@@ -13,11 +20,13 @@ from operators.degradations.registry import (
     valid_keys,
 )
 from operators.degradations.sr import SuperResolution
+from operators.degradations.video_codec import VideoCodec
 
-for _cls in (Denoise, Blur, SuperResolution, Inpaint):
+for _cls in (Denoise, Blur, SuperResolution, Inpaint, Colorize, JPEG, VideoCodec, Compose, RealESRGAN):
     register(_cls)
 
 __all__ = [
-    "DEGRADATIONS", "Blur", "Degradation", "Denoise", "Inpaint", "Noise", "SuperResolution",
-    "build_degradation", "sample_degradation", "valid_keys",
+    "DEGRADATIONS", "JPEG", "Blur", "Colorize", "Compose", "Degradation", "Denoise", "Inpaint", "Noise",
+    "RealESRGAN", "SuperResolution", "VideoCodec", "build_degradation", "cg_prox", "sample_degradation",
+    "sample_realesrgan_chain", "valid_keys",
 ]

@@ -65,6 +65,17 @@ class Blur(Degradation):
             raise ValueError(f"blur kind {self.kind!r}: no kernel yet; call bind(shape, generator) or pass kernel=")
         return self._k
 
+    @classmethod
+    def sample(cls, generator: torch.Generator, kind: str = "gaussian", **p: Any) -> "Blur":
+        """A random blur: ``gaussian`` without ``sigma`` draws sigma_x, sigma_y in [0.5, 3] and
+        an angle in [0, 180) degrees; ``motion`` without a kernel draws a trajectory."""
+        if kind == "gaussian" and "sigma" not in p:
+            u = torch.rand(3, generator=generator, dtype=torch.float64).tolist()
+            p["sigma"] = (0.5 + 2.5 * u[0], 0.5 + 2.5 * u[1])
+            p.setdefault("angle", 180.0 * u[2])
+        noise = p.pop("noise", Noise())
+        return cls.from_params(kind=kind, noise=noise, **p).bind((), generator)
+
     def bind(self, shape: tuple[int, ...], generator: torch.Generator | None) -> "Blur":
         if self._k is not None:
             return self

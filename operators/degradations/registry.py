@@ -23,8 +23,8 @@ def valid_keys(cls: type[Degradation]) -> list[str]:
     return sorted([f.name for f in fields(cls) if f.name != "noise"] + list(NOISE_KEYS))
 
 
-def build_degradation(spec: dict[str, Any]) -> Degradation:
-    """``{"name": "sr", "scale": 4, "noise_sigma": 0.01}`` -> the operator; inverse of ``spec()``."""
+def _split(spec: dict[str, Any]) -> tuple[type[Degradation], dict[str, Any], Noise]:
+    """Spec dict -> (class, operator params, Noise), with clear errors for bad names/keys."""
     if not isinstance(spec, dict) or "name" not in spec:
         raise ValueError(f"a degradation spec is a dict with a 'name' key, got {spec!r}")
     params = dict(spec)
@@ -35,7 +35,13 @@ def build_degradation(spec: dict[str, Any]) -> Degradation:
                          f"valid keys: {', '.join(valid_keys(cls))}")
     sigma = params.pop("noise_sigma", 0.0) or 0.0
     peak = params.pop("noise_poisson_peak", None)
-    return cls.from_params(**params, noise=Noise(sigma=float(sigma), peak=None if peak is None else float(peak)))
+    return cls, params, Noise(sigma=float(sigma), peak=None if peak is None else float(peak))
+
+
+def build_degradation(spec: dict[str, Any]) -> Degradation:
+    """``{"name": "sr", "scale": 4, "noise_sigma": 0.01}`` -> the operator; inverse of ``spec()``."""
+    cls, params, noise = _split(spec)
+    return cls.from_params(**params, noise=noise)
 
 
 def sample_degradation(name: str, generator: torch.Generator, shape: tuple[int, ...] | None = None,
@@ -43,14 +49,9 @@ def sample_degradation(name: str, generator: torch.Generator, shape: tuple[int, 
     """An operator with its random parameters (blur kernel, mask, chain) drawn from ``generator``.
 
     ``options`` are spec keys fixed by the caller; a family's ``sample`` classmethod (if any)
-    draws the rest; ``shape`` (..., H, W) is needed where parameters depend on the image size
-    (inpainting masks)."""
-    cls = DEGRADATIONS.get(name)
+    draws the rest; ``shape`` (..., H, W) binds parameters that depend on the image size
+    (inpainting masks); without it those are drawn at ``bind``."""
+    cls, params, noise = _split({"name": name, **options})
     sampler = getattr(cls, "sample", None)
-    if sampler is not None:
-        op = sampler(generator, **options)
-    else:
-        op = build_degradation({"name": name, **options})
-    if shape is None:
-        return op
-    return op.bind(tuple(shape), generator)
+    op = sampler(generator, noise=noise, **params) if sampler is not None else cls.from_params(**params, noise=noise)
+    return op if shape is None else op.bind(tuple(shape), generator)

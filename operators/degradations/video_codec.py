@@ -1,0 +1,73 @@
+"""Video codec compression: H.264 / H.265 at a CRF through PyAV (libx264 / libx265), encoded
+and decoded in memory. Frames are padded to even sizes (yuv420p) and cropped back."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from operators.degradations.base import Degradation, Noise
+
+_ENCODERS = {"h264": "libx264", "h265": "libx265"}
+
+
+@dataclass(frozen=True, eq=False)
+class VideoCodec(Degradation):
+    """y = decode(encode(x)); x: (T, C in {1, 3}, H, W) frames of one clip, or (B, T, C, H, W)."""
+
+    name: ClassVar[str] = "video_codec"
+    linear: ClassVar[bool] = False
+    codec: Literal["h264", "h265"] | str = "h264"
+    crf: int = 28
+    preset: str = "medium"
+    fps: int = 25
+    noise: Noise = field(default_factory=Noise)
+
+    def __post_init__(self):
+        if self.codec not in _ENCODERS:
+            raise ValueError(f"unknown video codec {self.codec!r}; valid: {', '.join(_ENCODERS)}")
+        if not 0 <= int(self.crf) <= 51:
+            raise ValueError(f"crf must be in [0, 51], got {self.crf}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 5:
+            return torch.stack([self.forward(clip) for clip in x])
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"video_codec takes frames (T, C in {{1, 3}}, H, W), got {tuple(x.shape)}")
+        t, c, h, w = x.shape
+        v = x.detach().clamp(0, 1).expand(-1, 3, -1, -1) if c == 1 else x.detach().clamp(0, 1)
+        v = F.pad(v, (0, w % 2, 0, h % 2), mode="replicate") if (h % 2 or w % 2) else v
+        frames = (v * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        dec = self._roundtrip(frames)
+        y = torch.from_numpy(dec).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype) / 255
+        y = y[..., :h, :w]
+        return y[:, :1] if c == 1 else y
+
+    def _roundtrip(self, frames: np.ndarray) -> np.ndarray:
+        """(T, H, W, 3) uint8 -> the decoded (T, H, W, 3) uint8."""
+        import av
+
+        buf = io.BytesIO()
+        with av.open(buf, mode="w", format="matroska") as out:
+            stream = out.add_stream(_ENCODERS[self.codec], rate=int(self.fps))
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            opts = {"crf": str(int(self.crf)), "preset": self.preset}
+            if self.codec == "h265":
+                opts["x265-params"] = "log-level=error"
+            stream.options = opts
+            for f in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        buf.seek(0)
+        with av.open(buf, mode="r") as inp:
+            dec = [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
+        if len(dec) != len(frames):
+            raise RuntimeError(f"video_codec: encoded {len(frames)} frames, decoded {len(dec)}")
+        return np.stack(dec)
