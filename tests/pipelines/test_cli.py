@@ -1,0 +1,60 @@
+"""The `restoray` console script: help, dry-run, and one clear message per config error."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_help_describes_job_kinds(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "restore-images" in text and "train-prior" in text
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "--dry-run" in capsys.readouterr().out
+
+
+def test_console_script_installed():
+    exe = shutil.which("restoray") or str(Path(sys.executable).parent / "restoray")
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "restore-images" in out.stdout
+
+
+def test_dry_run_prints_resolved_config(capsys):
+    assert main(["run", str(REPO / "configs/quickstart.yaml"), "--dry-run", "--set", "solver.nfe=7"]) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["solver"] == {"name": "diffpir", "nfe": 7}
+    assert cfg["ray"]["num_cpus_per_actor"] == 0.5  # defaults resolved
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("solver.name=nosuch", "'solver.name': unknown solver 'nosuch'; valid choices: "),
+    ("prior.name=nosuch", "'prior.name': unknown prior 'nosuch'; valid choices: "),
+    ("degradation.name=nosuch", "'degradation.name': unknown degradation 'nosuch'; valid choices: "),
+    ("ray.actors=two", "'ray.actors': expected an integer"),
+    ("colour=1", "unknown config key 'colour'"),
+    ("job=restore-everything", "'job': 'restore-everything' is not a job kind"),
+])
+def test_config_errors_exit_nonzero_with_one_message(capsys, override, needle):
+    code = main(["run", str(REPO / "configs/quickstart.yaml"), "--set", override])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert needle in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_every_shipped_config_validates(capsys):
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        assert main(["run", str(path), "--dry-run"]) == 0, path
+        assert yaml.safe_load(capsys.readouterr().out)["job"] == yaml.safe_load(path.read_text())["job"]
