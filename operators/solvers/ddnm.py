@@ -15,11 +15,11 @@ from operators.solvers.config import SolverConfig, resolve_config
 
 @dataclass(frozen=True)
 class DDNMConfig(SolverConfig):
-    """``eta``: DDIM stochasticity (official 0.85); the fresh-noise share is eta^2.
+    """``eta``: DDIM stochasticity (official 0.85), fresh-noise share eta^2; None: DDPM ancestral.
     ``noisy``: DDNM+ scaling for noisy y (False: plain DDNM, exact range-space replacement).
     ``sigma_*``, ``rho``: the Karras schedule (None: the prior's range)."""
 
-    eta: float = 0.85
+    eta: float | None = 0.85
     noisy: bool = True
     sigma_min: float | None = None
     sigma_max: float | None = None
@@ -27,15 +27,16 @@ class DDNMConfig(SolverConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 <= self.eta <= 1:
+        if self.eta is not None and not 0 <= self.eta <= 1:
             raise ValueError(f"need 0 <= eta <= 1, got {self.eta}")
 
 
-def range_space_weight(sigma_next: float, zeta: float, sigma_y: float) -> float:
-    """DDNM+ lambda_t (Wang et al. 2023, Eq. 19): 1 while the fresh noise of the next step can
-    absorb y's noise (sqrt(zeta) sigma_next >= sigma_y), else the ratio of the two stds."""
-    budget = math.sqrt(zeta) * sigma_next
-    return 1.0 if sigma_y <= budget else budget / sigma_y
+def range_space_weight(a: float, sigma_next: float, zeta: float, sigma_y: float) -> float:
+    """DDNM+ lambda_t (Wang et al. 2023, Eq. 19): 1 while the fresh noise of the next step
+    can absorb y's noise as it enters x_next (sqrt(zeta) sigma_next >= a sigma_y), else the
+    ratio of the two stds. ``a``: the weight of x0' in x_next (the paper's a_t)."""
+    budget, carried = math.sqrt(zeta) * sigma_next, a * sigma_y
+    return 1.0 if carried <= budget else budget / carried
 
 
 def solve_ddnm(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: int,
@@ -43,10 +44,12 @@ def solve_ddnm(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: 
                callback: common.Callback | None = None) -> SolverOutput:
     """DDNM+ (Wang et al., ICLR 2023, Sec. 3.3, Eqs. 17-19) in EDM form; one NFE per step.
 
-    y: (B, C, h, w) -> x: (B, C, H, W). Per step: x0 = D(x_i, sigma_i), eps = (x_i - x0) / sigma_i;
+    y: (B, C, h, w) -> x: (B, C, H, W). Per step: x0 = D(x_i, sigma_i);
     x0' = x0 + lambda_i A^+ (y - A x0) (Eq. 17; lambda = 1 is DDNM's x0' = A^+ y + (I - A^+ A) x0);
-    x_{i+1} = x0' + sigma_{i+1} (sqrt(1 - eta^2) eps) + fresh noise of variance
-    eta^2 sigma_{i+1}^2 - (lambda_i sigma_y)^2 (Eq. 18: y's noise fills part of the budget).
+    x_{i+1} = x0' + sigma_{i+1} sqrt(1 - zeta) eps' + fresh noise, eps' = (x_i - x0') / sigma_i,
+    so x0' enters with weight a_i = 1 - sqrt(1 - zeta) sigma_{i+1} / sigma_i (DDPM's posterior-mean
+    coefficient when zeta is the ancestral share) and the fresh noise variance is
+    zeta sigma_{i+1}^2 - (a_i lambda_i sigma_y)^2 (Eq. 18-19: y's noise fills part of the budget).
     No time-travel. Needs ``pinv``.
     """
     cfg = resolve_config(config, DDNMConfig, "ddnm")
@@ -55,15 +58,17 @@ def solve_ddnm(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: 
     common.require_pixel(prior, "ddnm")
     prior = common.prepare_prior(prior, cfg)
     sigmas = common.sigma_schedule(prior, nfe, cfg.sigma_min, cfg.sigma_max, cfg.rho)
-    zeta, sigma_y = cfg.eta**2, degradation.sigma_n if cfg.noisy else 0.0
+    sigma_y = degradation.sigma_n if cfg.noisy else 0.0
     with torch.no_grad():
         x = common.initial_state(y, degradation, prior, float(sigmas[0]), generator)
         for i in range(nfe):
             sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
             x0 = prior.denoise(x, sigma, cfg.prompt)
-            eps = (x - x0) / sigma
-            lam = range_space_weight(sigma_next, zeta, sigma_y)
+            zeta = common.ancestral_zeta(sigma, sigma_next) if cfg.eta is None else cfg.eta**2
+            a = 1 - math.sqrt(1 - zeta) * sigma_next / sigma
+            lam = range_space_weight(a, sigma_next, zeta, sigma_y)
             x0 = x0 + lam * degradation.pinv(y - degradation.forward(x0))
-            x = common.renoise(x0, eps, sigma_next, zeta, generator, carried_var=(lam * sigma_y) ** 2)
+            x = common.renoise(x0, (x - x0) / sigma, sigma_next, zeta, generator,
+                               carried_var=(a * lam * sigma_y) ** 2)
             common.emit(callback, step=i, sigma=sigma, x=x, denoised=x0, lam=lam)
     return common.finish(x, prior)

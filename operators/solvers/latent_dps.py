@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -10,17 +11,19 @@ from operators.priors.base import Prior
 from operators.solvers import common
 from operators.solvers.base import SolverOutput
 from operators.solvers.config import SolverConfig, resolve_config
-from operators.solvers.dps import guided_denoise
+from operators.solvers.dps import data_loss, guidance_step, guided_denoise
 
 
 @dataclass(frozen=True)
 class LatentDPSConfig(SolverConfig):
-    """``omega``: step on the data term ||y - A(Dec(z0))||; ``gamma``: step on PSLD's gluing
+    """``omega``: step on the data term ||y - A(Dec(z0))|| (``guidance="likelihood"``: step
+    omega (sigma_i^2 - sigma_{i+1}^2) on ||y - A(Dec(z0))||^2 / (2 sigma_n^2), see DPSConfig); ``gamma``: step on PSLD's gluing
     term ||z0 - E(A^T y + (I - A^T A) Dec(z0))|| (0 = plain latent DPS; PSLD uses 0.1; needs
     ``adjoint``). Both norms per image, not squared. ``eta``: None = DDPM ancestral step, else
     the DDIM mix with fresh-noise share eta^2. ``sigma_*``, ``rho``: the Karras schedule."""
 
     omega: float = 1.0
+    guidance: Literal["norm", "likelihood"] = "norm"
     gamma: float = 0.0
     eta: float | None = None
     sigma_min: float | None = None
@@ -31,6 +34,8 @@ class LatentDPSConfig(SolverConfig):
         super().__post_init__()
         if self.omega < 0 or self.gamma < 0:
             raise ValueError(f"need omega, gamma >= 0, got {self.omega}, {self.gamma}")
+        if self.guidance not in ("norm", "likelihood"):
+            raise ValueError(f"guidance must be 'norm' or 'likelihood', got {self.guidance!r}")
 
 
 def solve_latent_dps(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: int,
@@ -53,9 +58,9 @@ def solve_latent_dps(y: torch.Tensor, degradation: Degradation, prior: Prior, *,
     sigmas = common.sigma_schedule(prior, nfe, cfg.sigma_min, cfg.sigma_max, cfg.rho)
     size = degradation.input_shape(tuple(y.shape))[-2:]
 
-    def loss(z0: torch.Tensor) -> torch.Tensor:
+    def loss(z0: torch.Tensor, weight: float) -> torch.Tensor:
         x0 = common.decode(prior, z0, size)
-        out = cfg.omega * common.per_image_norm(y - A(x0))
+        out = weight * data_loss(y - A(x0), cfg.guidance, degradation.prox_sigma2)
         if cfg.gamma > 0:
             glued = degradation.adjoint(y) + x0 - degradation.adjoint(degradation.forward(x0))
             out = out + cfg.gamma * common.per_image_norm(z0 - common.encode(prior, glued))
@@ -64,7 +69,8 @@ def solve_latent_dps(y: torch.Tensor, degradation: Degradation, prior: Prior, *,
     z = common.initial_state(y, degradation, prior, float(sigmas[0]), generator)
     for i in range(nfe):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
-        z0, grad, r = guided_denoise(prior, z, sigma, loss, cfg.prompt)
+        weight = guidance_step(cfg.guidance, cfg.omega, sigma, sigma_next)
+        z0, grad, r = guided_denoise(prior, z, sigma, lambda z0_: loss(z0_, weight), cfg.prompt)
         zeta = common.ancestral_zeta(sigma, sigma_next) if cfg.eta is None else cfg.eta**2
         z = common.renoise(z0, (z - z0) / sigma, sigma_next, zeta, generator) - grad
         common.emit(callback, step=i, sigma=sigma, x=z, denoised=z0, loss=r)
