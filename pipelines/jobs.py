@@ -26,4 +26,8 @@ JOBS: dict[str, JobKind] = {
         "train_prior", "TrainPriorConfig",
         "train an embedded prior (pixel EDM UNet, latent codec or latent EDM UNet) on Ray Train; "
         "resumable checkpoints, safetensors weights, loss curve in MLflow"),
+    "synth-pairs": JobKind(
+        "synth_pairs", "SynthPairsConfig",
+        "synthesize training pairs: random crops of clean images, a (random) degradation per crop; "
+        "HQ/LQ PNG bytes + params JSON as Parquet shards, deterministic by seed, resumable"),
 }

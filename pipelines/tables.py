@@ -40,10 +40,11 @@ def read_table(base: str, table_name: str, storage: StorageConfig | None = None,
     return pa.concat_tables(tables, promote_options="default")
 
 
-def finished_ids(base: str, config_hash: str, storage: StorageConfig | None = None) -> set[str]:
-    """Ids already recorded (as a result or an error) for this config hash."""
+def finished_ids(base: str, config_hash: str, storage: StorageConfig | None = None,
+                 tables: tuple[str, ...] = ("results", "errors")) -> set[str]:
+    """Ids already recorded (in any of ``tables``) for this config hash."""
     done: set[str] = set()
-    for name in ("results", "errors"):
+    for name in tables:
         t = read_table(base, name, storage, columns=["id", "config_hash"])
         if t is None:
             continue

@@ -1,0 +1,212 @@
+"""Job `synth-pairs`: clean images -> random crops -> a degradation per crop -> Parquet shards.
+
+Graph: plan (list inputs, skip finished crop ids) -> ``from_items`` (one row per file) ->
+``map_batches(CropDegradeStage)`` (one row per crop) -> driver, which writes
+``<output>/pairs/part-*.parquet`` shards of ``shard_rows`` rows atomically as rows stream
+in, and ``<output>/errors/``. Every planned crop ends as a pair or an error row.
+
+Pair columns: id, source_uri, relative_path, crop_index, top, left, height, width, seed,
+hq (PNG bytes, uint8), lq (PNG bytes: the measurement clipped to [0, 1] and quantized to
+8 bits), params (JSON of the bound degradation spec; ``build_degradation`` rebuilds it),
+hq_shape and lq_shape ([C, H, W]), config_hash. Same config -> byte-identical hq/lq for
+every id; a re-run skips ids already written for the same config hash.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+from operators.media import DEFAULT_MAX_PIXELS
+from pipelines.config import ConfigError, config_hash, to_dict
+from pipelines.registry_check import check_degradation
+from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
+from pipelines.summary import JobSummary
+
+log = logging.getLogger(__name__)
+# keys that do not change any row's bytes (limit_images only changes which files are planned)
+HASH_EXCLUDE = ("output", "ray", "storage", "mlflow", "shard_rows", "limit_images", "comparisons")
+TABLES = ("pairs", "errors")
+
+
+@dataclass(frozen=True)
+class SynthPairsConfig:
+    """Synthesize (HQ, LQ, params) training pairs; see configs/synth-pairs.yaml.
+
+    ``degradation``: one spec dict (``{name: realesrgan, scale: 4}``, ``{name: blur}`` ...) or a
+    list of specs, one picked uniformly per crop. Images smaller than ``crop_size`` give error
+    rows (stage ``crop``). ``limit_images``: only the first N inputs (by relative path)."""
+
+    input: str
+    job: str = "synth-pairs"
+    output: str = "./runs/synth-pairs"
+    crop_size: int = 128
+    crops_per_image: int = 4
+    degradation: dict | list[dict] = field(default_factory=lambda: {"name": "realesrgan", "scale": 4})
+    seed: int = 0
+    shard_rows: int = 256
+    limit_images: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    comparisons: int = 4
+    ray: RayConfig = field(default_factory=RayConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+    @property
+    def specs(self) -> list[dict]:
+        return [dict(s) for s in self.degradation] if isinstance(self.degradation, list) else [dict(self.degradation)]
+
+    def validate(self) -> None:
+        from operators.degradations import build_degradation
+
+        for key, value, low in (("crop_size", self.crop_size, 8), ("crops_per_image", self.crops_per_image, 1),
+                                ("shard_rows", self.shard_rows, 1)):
+            if value < low:
+                raise ConfigError(f"config key '{key}': must be >= {low}, got {value}")
+        if not self.specs:
+            raise ConfigError("config key 'degradation': an empty list; give a spec or a list of specs")
+        for i, spec in enumerate(self.specs):
+            key = f"degradation[{i}]" if isinstance(self.degradation, list) else "degradation"
+            check_degradation(spec, key)
+            try:
+                build_degradation(spec).output_shape((1, 3, self.crop_size, self.crop_size))
+            except ValueError as e:
+                raise ConfigError(f"config key '{key}' with crop_size {self.crop_size}: {e}") from None
+
+
+@dataclass
+class PairsSummary(JobSummary):
+    """Counts in crops: planned = crops still to do; done = new pairs; errors = new error rows."""
+
+    pairs_per_s: float = 0.0
+
+    def finalize_from_tables(self, storage: StorageConfig) -> None:
+        from pipelines.tables import read_table
+
+        for name in TABLES:
+            t = read_table(self.output, name, storage, columns=["config_hash"])
+            n = 0 if t is None else sum(1 for h in t.column("config_hash").to_pylist() if h == self.config_hash)
+            if name == "pairs":
+                self.total_results = n
+            else:
+                self.total_errors = n
+        work_s = self.seconds - self.ray_startup_s
+        self.pairs_per_s = self.done / work_s if self.done and work_s > 0 else 0.0
+
+    def log_pairs_run(self, cfg: MlflowConfig, params: dict, storage: StorageConfig, grids: dict[str, bytes]) -> None:
+        from pipelines.run_artifacts import collect_artifacts
+        from pipelines.tracking import log_run
+
+        metrics = {"pairs": self.total_results, "errors": self.total_errors, "new_pairs": self.done,
+                   "new_errors": self.errors, "skipped": self.skipped, "seconds": self.seconds,
+                   "ray_startup_s": self.ray_startup_s, "pairs_per_s": self.pairs_per_s}
+        artifacts = {**collect_artifacts(self.output, storage, folders=("errors",)), **grids}
+        logged = log_run(cfg, f"{self.job}-{self.config_hash[:8]}", params, metrics, artifacts,
+                         tags={"config_hash": self.config_hash, "job": self.job})
+        if logged:
+            self.run_id, self.tracking_uri = logged
+
+    def table(self) -> str:
+        lines = [f"restoray {self.job}: {self.total_results} pairs, {self.total_errors} errors "
+                 f"({self.done} new pairs, {self.errors} new errors, {self.skipped} already done), "
+                 f"{self.seconds:.1f} s, {self.pairs_per_s:.2f} pairs/s (Ray startup {self.ray_startup_s:.1f} s apart)",
+                 f"  outputs:  {self.output}"]
+        if self.run_id:
+            lines.append(f"  mlflow:   run {self.run_id} at {self.tracking_uri}")
+        return "\n".join(lines)
+
+
+def plan_files(cfg: SynthPairsConfig, chash: str) -> tuple[list[dict], int]:
+    """One row per input file with the crop indices still to do; and how many crops are done."""
+    from pipelines.inputs import resolve_input
+    from pipelines.stages.crop_degrade import crop_id
+    from pipelines.storage import list_inputs
+    from pipelines.tables import finished_ids
+
+    files = list_inputs(resolve_input(cfg.input, cfg.output), cfg.storage)[: cfg.limit_images]
+    done = finished_ids(cfg.output, chash, cfg.storage, tables=TABLES)
+    rows, skipped = [], 0
+    for f in files:
+        todo = [i for i in range(cfg.crops_per_image) if crop_id(f.uri, i) not in done]
+        skipped += cfg.crops_per_image - len(todo)
+        if todo:
+            rows.append({"source_uri": f.uri, "relative_path": f.relative_path, "crops": ",".join(map(str, todo))})
+    return rows, skipped
+
+
+def run(cfg: SynthPairsConfig) -> PairsSummary:
+    import ray
+
+    from pipelines.ray_runtime import init_ray
+    from pipelines.stages.crop_degrade import CropDegradeStage
+
+    chash = config_hash(cfg, HASH_EXCLUDE)
+    rows, skipped = plan_files(cfg, chash)
+    planned = sum(len(r["crops"].split(",")) for r in rows)
+    summary = PairsSummary(job=cfg.job, output=cfg.output, config_hash=chash, skipped=skipped, planned=planned)
+    grids: dict[str, bytes] = {}
+    t0 = time.perf_counter()
+    if rows:
+        init_ray(cfg.ray)
+        summary.ray_startup_s = time.perf_counter() - t0
+        per_batch = max(1, cfg.ray.batch_size)
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), math.ceil(len(rows) / per_batch))))
+        ds = ds.map_batches(CropDegradeStage(cfg.specs, cfg.crop_size, cfg.seed, cfg.storage, cfg.max_pixels,
+                                             cfg.ray.torch_threads), batch_size=per_batch)
+        stream_pairs(ds, cfg, chash, summary, grids)
+    summary.seconds = time.perf_counter() - t0
+    summary.finalize_from_tables(cfg.storage)
+    summary.log_pairs_run(cfg.mlflow, to_dict(cfg), cfg.storage, grids)
+    return summary
+
+
+def stream_pairs(ds, cfg: SynthPairsConfig, chash: str, summary: PairsSummary, grids: dict[str, bytes]) -> None:
+    """Iterate on the driver; write full shards of ``shard_rows`` pairs as they fill, the rest at the end."""
+    from pipelines.stages.columns import batch_to_rows
+    from pipelines.tables import write_shard
+
+    buffers: dict[str, list[dict]] = {name: [] for name in TABLES}
+
+    def flush(force: bool = False) -> None:
+        for name, buf in buffers.items():
+            while len(buf) >= cfg.shard_rows or (force and buf):
+                write_shard(cfg.output, name, buf[: cfg.shard_rows], cfg.storage)
+                del buf[: cfg.shard_rows]
+
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for row in batch_to_rows(batch):
+            if row["error_stage"]:
+                buffers["errors"].append(error_row(row, chash))
+                summary.errors += 1
+            else:
+                buffers["pairs"].append(pair_row(row, cfg.seed, chash))
+                summary.done += 1
+                if len(grids) < cfg.comparisons:
+                    grids[f"comparisons/{row['id']}.png"] = comparison_png(row["hq"], row["lq"])
+        flush()
+        summary.progress()
+    flush(force=True)
+
+
+def pair_row(row: dict, seed: int, chash: str) -> dict:
+    return {"id": str(row["id"]), "source_uri": str(row["source_uri"]), "relative_path": str(row["relative_path"]),
+            "crop_index": int(row["crop_index"]), "top": int(row["top"]), "left": int(row["left"]),
+            "height": int(row["height"]), "width": int(row["width"]), "seed": int(seed),
+            "hq": bytes(row["hq"]), "lq": bytes(row["lq"]), "params": str(row["params"]),
+            "hq_shape": json.loads(str(row["hq_shape"])), "lq_shape": json.loads(str(row["lq_shape"])),
+            "config_hash": chash}
+
+
+def error_row(row: dict, chash: str) -> dict:
+    return {"id": str(row["id"]), "source_uri": str(row["source_uri"]), "relative_path": str(row["relative_path"]),
+            "stage": str(row["error_stage"]), "error_type": str(row["error_type"]),
+            "message": str(row["error_message"]), "config_hash": chash}
+
+
+def comparison_png(hq: bytes, lq: bytes) -> bytes:
+    """HQ | LQ side by side (LQ resized to HQ's height) for the MLflow run."""
+    from operators.media import decode_image, encode_png, side_by_side
+
+    return encode_png(side_by_side([decode_image(bytes(hq)).pixels, decode_image(bytes(lq)).pixels], height=128))
