@@ -48,6 +48,20 @@ class LatentPriorConfig:
         return LatentPriorConfig(codec, float(z.mean()), float(sigma_data / z.std()))
 
 
+def latent_config_from_metadata(meta: dict[str, str], path: str | Path) -> LatentPriorConfig:
+    """metadata["latent_prior"] (JSON), or the training job's plain ``latent_scale`` (+ ``codec``).
+
+    A plain ``latent_scale`` is the standard deviation the raw latents were divided by
+    (pipelines/training/objectives.py), i.e. the multiplier here is its inverse, shift 0.
+    """
+    if METADATA_KEY in meta:
+        return LatentPriorConfig.from_json(meta[METADATA_KEY])
+    if "latent_scale" in meta:
+        codec = meta.get("codec") or DEFAULT_CODEC
+        return LatentPriorConfig(codec=codec, latent_shift=0.0, latent_scale=1.0 / float(meta["latent_scale"]))
+    raise ValueError(f"{path} has neither {METADATA_KEY!r} nor 'latent_scale' metadata: not a latent prior file")
+
+
 class EmbeddedLatentPrior(Prior):
     """D(z, sigma) on scaled latents z (B, c, H/4, W/4); sigma in those latent units.
 
@@ -83,10 +97,7 @@ class EmbeddedLatentPrior(Prior):
         path = shipped_weights(weights)
         if not path.is_file():
             raise missing_weights_error(path, "embedded latent prior")
-        meta = read_metadata(path)
-        if METADATA_KEY not in meta:
-            raise ValueError(f"{path} has no {METADATA_KEY!r} metadata: not a latent prior file")
-        config = LatentPriorConfig.from_json(meta[METADATA_KEY])
+        config = latent_config_from_metadata(read_metadata(path), path)
         codec_path = shipped_weights(codec_weights if codec_weights is not None else config.codec)
         if not codec_path.is_file():
             raise missing_weights_error(codec_path, "embedded latent prior's codec")

@@ -13,6 +13,8 @@ def shipped_weights(name_or_path: str | Path) -> Path:
     """A name (``embedded_pixel``) -> weights/<name>.safetensors; a path is returned as is."""
     p = Path(name_or_path)
     if p.suffix == ".safetensors" or p.is_absolute() or len(p.parts) > 1:
+        if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():
+            return REPO_ROOT / p  # a repo-relative path ("weights/x.safetensors") from any cwd
         return p
     return WEIGHTS_DIR / f"{name_or_path}.safetensors"
 

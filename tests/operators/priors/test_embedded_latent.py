@@ -50,3 +50,13 @@ def test_missing_files_and_channel_mismatch(tmp_path):
     assert prior.config.codec.endswith("gone.safetensors")
     with pytest.raises(ValueError, match="channels"):
         EmbeddedLatentPrior(EDMUNet(NET), ConvAutoencoder(AutoencoderConfig(latent_channels=8)), LatentPriorConfig())
+
+
+def test_training_job_metadata_with_plain_latent_scale(tmp_path):
+    # pipelines/training/objectives.py stores the latent std as "latent_scale" (a divisor)
+    save_autoencoder(ConvAutoencoder(AE), tmp_path / "codec.safetensors")
+    save_edm_unet(EDMUNet(NET), tmp_path / "lat.safetensors",
+                  extra={"latent_scale": "4.0", "codec": str(tmp_path / "codec.safetensors")})
+    prior = EmbeddedLatentPrior.from_weights(tmp_path / "lat.safetensors")
+    x = torch.rand(1, 3, 16, 16)
+    torch.testing.assert_close(prior.encode(x), prior.codec.inner.encode(x) / 4.0)
