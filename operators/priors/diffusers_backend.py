@@ -74,7 +74,7 @@ class DiffusersPrior(Prior):
         if self.conditional:
             p = self.default_prompt if prompt is None else prompt
             kwargs["encoder_hidden_states"] = self.prompt_encoder(p, x_t.shape[0], x_t.device, self.dtype)
-        out = self.unet(x_t.to(self.dtype), t.to(self.dtype), **kwargs).sample.float()
+        out = self.unet(x_t.to(self.dtype), t.float(), **kwargs).sample.float()  # t stays float32 (fp16 rounds t)
         return out[:, : self.channels]  # learned-variance models output 2C channels
 
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, prompt: str | None) -> torch.Tensor:

@@ -178,7 +178,7 @@ class EDMUNet(nn.Module):
         c_skip = sd**2 / (s**2 + sd**2)
         c_out = s * sd / (s**2 + sd**2).sqrt()
         c_in = 1 / (sd**2 + s**2).sqrt()
-        c_noise = sigma.log() / 4
+        c_noise = sigma.clamp(min=1e-12).log() / 4  # sigma = 0: c_out = 0, so D = x exactly
         xp, size = pad_to_multiple(x, self.multiple)
         f_x = crop_to(self.backbone(c_in * xp, c_noise), size)
         return c_skip * x + c_out * f_x.to(x.dtype)

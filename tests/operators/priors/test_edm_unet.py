@@ -91,3 +91,9 @@ def test_loss_weight():
     net = EDMUNet(TINY)
     s = torch.tensor([0.5])
     assert math.isclose(net.loss_weight(s).item(), (0.25 + 0.25) / 0.0625)
+
+
+def test_sigma_zero_returns_x():
+    net = _randomize_out(EDMUNet(TINY))
+    x = torch.rand(1, 3, 8, 8)
+    torch.testing.assert_close(net(x, 0.0), x, rtol=0, atol=0)
