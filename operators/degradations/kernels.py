@@ -46,7 +46,7 @@ def load_kernel(path: str | Path, index: int = 0) -> np.ndarray:
             k = np.asarray(im.convert("F"), dtype=np.float64)
     k = np.asarray(k, dtype=np.float64)
     if k.ndim != 2 or k.sum() <= 0:
-        raise ValueError(f"kernel {index} of {path} is not a 2-D non-negative kernel (shape {k.shape})")
+        raise ValueError(f"kernel {index} of {path} is not a 2-D kernel with a positive sum (shape {k.shape})")
     return k / k.sum()
 
 

@@ -1,5 +1,6 @@
 """Video codec compression: H.264 / H.265 at a CRF through PyAV (libx264 / libx265), encoded
-and decoded in memory. Frames are padded to even sizes (yuv420p) and cropped back."""
+and decoded in memory. Frames are padded (edge replication) to even sizes for yuv420p, to at
+least 64 x 64 for H.265, and cropped back."""
 from __future__ import annotations
 
 import io
@@ -40,7 +41,11 @@ class VideoCodec(Degradation):
             raise ValueError(f"video_codec takes frames (T, C in {{1, 3}}, H, W), got {tuple(x.shape)}")
         t, c, h, w = x.shape
         v = x.detach().clamp(0, 1).expand(-1, 3, -1, -1) if c == 1 else x.detach().clamp(0, 1)
-        v = F.pad(v, (0, w % 2, 0, h % 2), mode="replicate") if (h % 2 or w % 2) else v
+        # yuv420p needs even sizes; libx265 corrupts its heap on some frames under 64 px
+        # (seen at widths 40 and 48), so h265 frames are padded to at least 64 x 64.
+        lo = 64 if self.codec == "h265" else 0
+        ph, pw = max(h + h % 2, lo) - h, max(w + w % 2, lo) - w
+        v = F.pad(v, (0, pw, 0, ph), mode="replicate") if (ph or pw) else v
         frames = (v * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         dec = self._roundtrip(frames)
         y = torch.from_numpy(dec).permute(0, 3, 1, 2).to(device=x.device, dtype=x.dtype) / 255
