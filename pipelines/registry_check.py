@@ -41,6 +41,11 @@ def check_solver(spec: dict, key: str = "solver") -> None:
 
 
 def check_prior(spec: dict, key: str = "prior") -> None:
-    from operators.priors import PRIORS
+    from operators.priors import PRIORS, prior_keys
 
-    _name(spec, key, PRIORS.names())
+    name = _name(spec, key, PRIORS.names())
+    valid = prior_keys(name)
+    unknown = sorted(set(spec) - {"name", *valid})
+    if unknown:
+        raise ConfigError(f"unknown config key '{key}.{unknown[0]}' for prior {name!r}; "
+                          f"valid keys: name, {', '.join(valid)}")

@@ -20,7 +20,7 @@ def _config(tmp_path, input_uri, output, **kw) -> RestoreImagesConfig:
         "degradation": {"name": "sr", "scale": 2, "noise_sigma": 0.02},
         "solver": {"name": "diffpir", "nfe": 3},
         "prior": {"name": "gaussian", "s2": 0.05, "mean": 0.5},
-        "max_pixels": MAX_PIXELS, "comparisons": 2,
+        "max_pixels": MAX_PIXELS, "comparisons": 6,  # the first 6 inputs by path: 2 valid
         "ray": {"actors": 1, "batch_size": 2},
         "mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "test"},
     }
@@ -54,7 +54,7 @@ def test_job_outputs_errors_and_mlflow(ray_local, tmp_path, image_folder):
         assert (out / "restored" / r["relative_path"]).with_suffix(".png").is_file()
     grey = next(r for r in results if r["relative_path"] == "sub/grey_odd.png")
     assert (grey["width"], grey["height"]) == (28, 36)
-    assert len(list((out / "comparisons").glob("*.png"))) == 2
+    assert sorted(p.name for p in (out / "comparisons").glob("*.png")) == ["cmyk.png", "deep16.png"]
     assert summary.total_results == len(valid) and summary.total_errors == len(broken)
 
     import mlflow
