@@ -140,9 +140,12 @@ def load_diffusers_prior(
     if vae is None and "vae" in index:
         vae, vae_subfolder = model, "vae"
     if vae:
-        vcfg, vsub = _load_config(str(vae), [vae_subfolder], "VAE", local_only)
+        vsubs = [vae_subfolder] if vae_subfolder is not None else [None, "vae"]
+        vcfg, vsub = _load_config(str(vae), vsubs, "VAE", local_only)
         if vcfg.get("_class_name") not in SUPPORTED_VAES:
-            raise ValueError(f"unsupported VAE class {vcfg.get('_class_name')!r}; supported: {', '.join(SUPPORTED_VAES)}")
+            raise ValueError(
+                f"unsupported VAE class {vcfg.get('_class_name')!r}; supported: {', '.join(SUPPORTED_VAES)}"
+            )
         vmodel = getattr(diffusers, vcfg["_class_name"]).from_pretrained(
             str(vae), subfolder=vsub, torch_dtype=dtype, local_files_only=local_only
         )

@@ -63,8 +63,9 @@ class PromptEncoder:
                 )
             return torch.zeros(1, self.seq_len, self.dim)
         raise ValueError(
-            f"cannot encode the prompt {prompt!r}: {self.why_no_encoder}. Install transformers and use a model "
-            f"directory with tokenizer/ and text_encoder/, or pass precomputed prompt_embeds={{prompt: (1, L, {self.dim})}}"
+            f"cannot encode the prompt {prompt!r}: {self.why_no_encoder}. Install transformers and use a "
+            f"model directory with tokenizer/ and text_encoder/, or pass precomputed "
+            f"prompt_embeds={{prompt: (1, L, {self.dim})}}"
         )
 
     def __call__(self, prompt: str, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

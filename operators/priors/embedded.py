@@ -35,7 +35,9 @@ class EmbeddedPixelPrior(Prior):
         self.sigma_max = net.config.sigma_max / 2
 
     @classmethod
-    def from_weights(cls, weights: str | Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu") -> "EmbeddedPixelPrior":
+    def from_weights(
+        cls, weights: str | Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu"
+    ) -> "EmbeddedPixelPrior":
         """Load weights/<weights>.safetensors (a bare name) or a path to a .safetensors file."""
         path = shipped_weights(weights)
         if not path.is_file():

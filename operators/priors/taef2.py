@@ -38,8 +38,9 @@ class TAEBlock(nn.Module):
         self.conv = nn.Sequential(_conv(c, c), nn.ReLU(), _conv(c, c), nn.ReLU(), _conv(c, c))
         self.pool = None
         if pool:
+            wide = 4 * c
             self.pool = nn.Sequential(
-                nn.Conv2d(c, 4 * c, 1, bias=False), nn.GroupNorm(4, 4 * c), nn.ReLU(), nn.Conv2d(4 * c, c, 1, bias=False)
+                nn.Conv2d(c, wide, 1, bias=False), nn.GroupNorm(4, wide), nn.ReLU(), nn.Conv2d(wide, c, 1, bias=False)
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,8 @@ def test_gaussian_spec_builds_the_exact_prior():
 def test_errors_list_the_valid_choices():
     with pytest.raises(UnknownNameError, match="valid choices: diffusers, dncnn, embedded"):
         build_prior({"name": "nope"})
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['weight'\] for prior 'embedded'; valid keys: name, weights, grey"):
+    msg = r"unknown key\(s\) \['weight'\] for prior 'embedded'; valid keys: name, weights, grey"
+    with pytest.raises(ValueError, match=msg):
         build_prior({"name": "embedded", "weight": "x"})
     with pytest.raises(ValueError, match=r"needs key\(s\) \['model'\]"):
         build_prior({"name": "diffusers"})
@@ -49,7 +50,8 @@ def test_diffusers_spec_loads_a_saved_model(tmp_path):
     unet = diffusers.UNet2DModel(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1,
                                  block_out_channels=(8, 16), norm_num_groups=4,
                                  down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2)
-    diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler(num_train_timesteps=50)).save_pretrained(tmp_path)
+    sched = diffusers.DDPMScheduler(num_train_timesteps=50)
+    diffusers.DDPMPipeline(unet=unet, scheduler=sched).save_pretrained(tmp_path)
     prior = build_prior({"name": "diffusers", "model": str(tmp_path), "local_files_only": True})
     assert prior.space == "pixel" and prior.denoise(torch.rand(1, 3, 8, 8), 0.3).shape == (1, 3, 8, 8)
 
