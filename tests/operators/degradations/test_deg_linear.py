@@ -21,7 +21,7 @@ def _ops():
         ("blur-bigkernel", lambda hw: Blur(kind="kernel", kernel=torch.rand(31, 30, generator=G(1)).numpy(),
                                            noise=n), odd, False),
         ("colorize", lambda hw: Colorize(noise=n), odd, True),
-        ("compose-blur-sr", lambda hw: Compose(ops=(Blur(sigma=1.5), SuperResolution(scale=2)), noise=n),
+        ("compose-blur-sr", lambda hw: Compose(ops=(Blur(sigma=1.5), SuperResolution(scale=2)), noise=Noise(0.5)),
          [(18, 22)], False),
         ("compose-single", lambda hw: Compose(ops=(SuperResolution(scale=2, mode="area"),), noise=n), [(10, 6)], True),
         ("inpaint-random", lambda hw: Inpaint(kind="random", fraction=0.5, noise=n).bind(hw, G(0)), odd, True),
@@ -61,7 +61,7 @@ def test_prox_optimality(name, factory, hw, onto, rho):
     y = op.forward(x0) + 0.05 * torch.randn(op.output_shape(tuple(x0.shape)), generator=G(2), dtype=torch.float64)
     z = torch.rand(x0.shape, generator=G(3), dtype=torch.float64)
     r = torch.tensor([0.3, 40.0], dtype=torch.float64) if rho == "batch" else rho
-    prox = (lambda *a: cg_prox(op, *a, iters=200, tol=1e-12)) if name == "compose-blur-sr" else op.prox
+    prox = (lambda *a: cg_prox(op, *a, iters=100, tol=1e-12)) if name == "compose-blur-sr" else op.prox
     x = prox(z, y, r).requires_grad_()
     rv = r.view(-1, 1, 1, 1) if torch.is_tensor(r) else r
     obj = ((y - op.forward(x)) ** 2).sum() / (2 * op.prox_sigma2) + (rv / 2 * (x - z) ** 2).sum()
@@ -104,3 +104,15 @@ def test_sr_rejects_non_divisible_sizes():
         SuperResolution(scale=4).forward(torch.rand(1, 3, 30, 32))
     with pytest.raises(ValueError, match="scale must be one of"):
         SuperResolution(scale=5)
+
+
+def test_tensors_follow_input_dtype_and_cache_is_not_pickled():
+    import pickle
+
+    for op in (Blur(sigma=1.0), Inpaint(kind="box").bind((12, 12), G(0)), SuperResolution(scale=2, mode="blur_decimate")):
+        for dtype in (torch.float32, torch.float64):
+            x = torch.rand(1, 3, 12, 12, dtype=dtype)
+            assert op.forward(x).dtype == dtype and op.adjoint(op.forward(x)).dtype == dtype
+        assert op.to("cpu", torch.float64) is op
+        clone = pickle.loads(pickle.dumps(op))
+        assert "_tensor_cache" in op.__dict__ and "_tensor_cache" not in clone.__dict__ and clone == op
