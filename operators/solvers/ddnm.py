@@ -50,7 +50,8 @@ def solve_ddnm(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: 
     so x0' enters with weight a_i = 1 - sqrt(1 - zeta) sigma_{i+1} / sigma_i (DDPM's posterior-mean
     coefficient when zeta is the ancestral share) and the fresh noise variance is
     zeta sigma_{i+1}^2 - (a_i lambda_i sigma_y)^2 (Eq. 18-19: y's noise fills part of the budget).
-    No time-travel. Needs ``pinv``.
+    No time-travel. Needs ``pinv``. For A = I the range space is everything, so DDNM+ keeps
+    close to y (it bounds noise amplification; it is not a denoiser): use it for masks, SR, etc.
     """
     cfg = resolve_config(config, DDNMConfig, "ddnm")
     nfe = common.check_nfe(nfe, "ddnm")

@@ -56,11 +56,19 @@ def measure(op: Degradation, shape: tuple[int, ...], seed: int = 0):
 
 
 def posterior(op: Degradation, y: torch.Tensor, s2: float = S2):
-    """Closed-form posterior mean and variance for A = I or a mask (elementwise):
-    mean = (A^T y / sigma_n^2 + m / s2) / (A^T A / sigma_n^2 + 1 / s2), var = 1 / (...)."""
+    """Closed-form posterior mean and (for A = I or a mask: elementwise) variance:
+    mean = argmin ||y - A x||^2 / (2 sigma_n^2) + ||x - m||^2 / (2 s2) = prox(m, y, 1 / s2),
+    for a mask (A^T y / sigma_n^2 + m / s2) / (A^T A / sigma_n^2 + 1 / s2); var = 1 / (...)."""
+    mean = op.prox(torch.full_like(y, MEAN), y, 1 / s2)
     ata = op.adjoint(op.forward(torch.ones_like(y)))
-    prec = ata / op.sigma_n**2 + 1 / s2
-    return (op.adjoint(y) / op.sigma_n**2 + MEAN / s2) / prec, 1 / prec
+    return mean, 1 / (ata / op.sigma_n**2 + 1 / s2)
+
+
+def transfer(op: Degradation, shape: tuple[int, int]) -> torch.Tensor:
+    """|K_f|^2 of a circular, shift-invariant A: the FFT of A^T A applied to a delta. (H, W)"""
+    delta = torch.zeros(1, 1, *shape, dtype=torch.float64)
+    delta[..., 0, 0] = 1
+    return torch.fft.fft2(op.adjoint(op.forward(delta))).real[0, 0]
 
 
 def gen(seed: int) -> torch.Generator:
