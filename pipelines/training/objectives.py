@@ -3,18 +3,22 @@
 - pixel: EDM UNet on [-1, 1] images; EDM loss (Karras et al. 2022, Eq. 2 with Table 1's
   lambda(sigma) and log-normal sigma sampling, P_mean/P_std).
 - codec: the convolutional autoencoder; L2 + 0.1 L1 reconstruction loss.
-- latent: EDM UNet on the frozen codec's latents, scaled to unit std (scale stored with it).
+- latent: EDM UNet on the frozen codec's latents, shifted and scaled to std sigma_data = 0.5
+  (LatentPriorConfig, stored in the weights' metadata with the codec's name).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from operators.priors.autoencoder import AutoencoderConfig, ConvAutoencoder, load_autoencoder, save_autoencoder
 from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, save_edm_unet
+from operators.priors.embedded_latent import METADATA_KEY, LatentPriorConfig
+from operators.priors.paths import WEIGHTS_DIR
 
 
 @dataclass
@@ -24,13 +28,13 @@ class Objective:
     p_mean: float = -1.2
     p_std: float = 1.2
     codec: ConvAutoencoder | None = None
-    latent_scale: float = 1.0
+    latent: LatentPriorConfig | None = None
 
     def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] image batch -> what the network sees ([-1, 1] pixels or scaled latents)."""
         if self.kind == "latent":
             with torch.no_grad():
-                return self.codec.encode(x) / self.latent_scale
+                return (self.codec.encode(x) - self.latent.latent_shift) * self.latent.latent_scale
         return 2 * x - 1
 
     def loss(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -51,7 +55,7 @@ class Objective:
             save_autoencoder(model, path)
         else:
             if self.kind == "latent":
-                meta["latent_scale"] = str(self.latent_scale)
+                meta[METADATA_KEY] = self.latent.to_json()
             save_edm_unet(model, path, extra=meta, dtype=torch.float16)
 
 
@@ -69,8 +73,14 @@ def build_objective(cfg: dict, sample_batch: torch.Tensor) -> Objective:
     if kind == "latent":
         codec = load_autoencoder(cfg["codec"]).requires_grad_(False)
         with torch.no_grad():
-            scale = float(codec.encode(sample_batch).std())
+            latent = LatentPriorConfig.fit(codec.encode(sample_batch), codec=_codec_name(cfg["codec"]))
         c = codec.config.latent_channels
         net = EDMUNet(EDMUNetConfig(in_channels=c, out_channels=c, **net_cfg))
-        return Objective(net, kind, cfg["p_mean"], cfg["p_std"], codec=codec, latent_scale=scale)
+        return Objective(net, kind, cfg["p_mean"], cfg["p_std"], codec=codec, latent=latent)
     raise ValueError(f"unknown training model {kind!r}; valid choices: pixel, codec, latent")
+
+
+def _codec_name(path: str) -> str:
+    """A codec inside weights/ is recorded by name (portable), any other by its path."""
+    p = Path(path).resolve()
+    return p.stem if p.parent == WEIGHTS_DIR.resolve() else str(p)
