@@ -49,11 +49,10 @@ class LPIPS(nn.Module):
 
     def load_lin(self, state: dict[str, torch.Tensor]) -> None:
         """Linear layers from the official v0.1 keys ``lin{k}.model.1.weight`` (1, C_k, 1, 1)."""
-        mapped = {f"{k}.weight": state[f"lin{k}.model.1.weight"] for k in range(len(self.lins)) if f"lin{k}.model.1.weight" in state}
-        extra = set(state) - {f"lin{k}.model.1.weight" for k in range(len(self.lins))}
-        if len(mapped) != len(self.lins) or extra:
-            raise ValueError(f"{self.net} LPIPS expects keys lin0..lin{len(self.lins) - 1}.model.1.weight, got {sorted(state)}")
-        self.lins.load_state_dict(mapped)
+        keys = [f"lin{k}.model.1.weight" for k in range(len(self.lins))]
+        if set(state) != set(keys):
+            raise ValueError(f"{self.net} LPIPS expects keys {keys[0]} .. {keys[-1]}, got {sorted(state)}")
+        self.lins.load_state_dict({f"{k}.weight": state[key] for k, key in enumerate(keys)})
 
     def load_backbone(self, state: dict[str, torch.Tensor]) -> None:
         """Backbone weights in torchvision layout (``features.N.*`` or bare ``N.*``; classifier ignored)."""
@@ -82,7 +81,9 @@ class LPIPS(nn.Module):
 
     def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         if x.shape != ref.shape or x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"LPIPS expects two (B, 3, H, W) tensors of one shape, got {tuple(x.shape)}, {tuple(ref.shape)}")
+            raise ValueError(
+                f"LPIPS expects two (B, 3, H, W) tensors of one shape, got {tuple(x.shape)}, {tuple(ref.shape)}"
+            )
         z = (torch.cat([x, ref]) * 2 - 1 - self.shift) / self.scale
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for f, lin in zip(self.backbone(z), self.lins):

@@ -17,26 +17,34 @@ import torch
 import torch.nn.functional as F
 
 from operators.metrics.psnr import shave_border
+from operators.metrics.ssim import filter_valid
 from operators.metrics.ycbcr import rgb_to_y
 
 BLOCK = 96
 DEFAULT_NIQE_MODEL = Path(__file__).resolve().parents[2] / "weights" / "niqe_pristine_restoray.npz"
 
 
-def niqe_window(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
-    """The normalised 2-D Gaussian of MATLAB's fspecial('gaussian', 7, 7/6): (size, size) float64."""
+def _gauss_1d(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
     t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-0.5 * (t / sigma) ** 2)
-    w = g[:, None] * g[None, :]
-    return w / w.sum()
+    return g / g.sum()
+
+
+def niqe_window(size: int = 7, sigma: float = 7 / 6) -> torch.Tensor:
+    """The normalised 2-D Gaussian of MATLAB's fspecial('gaussian', 7, 7/6): (size, size) float64."""
+    g = _gauss_1d(size, sigma)
+    return g[:, None] * g[None, :]
 
 
 def mscn(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """MSCN coefficients (Eq. 1, C = 1) and the local deviation. img: (N, 1, H, W) on [0, 255]."""
-    w = niqe_window().to(img).view(1, 1, 7, 7)
-    mu = F.conv2d(F.pad(img, (3, 3, 3, 3), mode="replicate"), w)
-    mu2 = F.conv2d(F.pad(img * img, (3, 3, 3, 3), mode="replicate"), w)
-    sigma = (mu2 - mu * mu).abs().sqrt()
+    """MSCN coefficients (Eq. 1, C = 1) and the local deviation. img: (N, 1, H, W) on [0, 255].
+
+    The 7x7 window is separable; borders replicate (MATLAB imfilter 'replicate').
+    """
+    g = _gauss_1d().to(img)
+    pad = lambda t: F.pad(t, (3, 3, 3, 3), mode="replicate")  # noqa: E731
+    mu = filter_valid(pad(img), g)
+    sigma = (filter_valid(pad(img * img), g) - mu * mu).abs().sqrt()
     return (img - mu) / (sigma + 1), sigma
 
 
@@ -59,11 +67,11 @@ def imresize_half(img: torch.Tensor) -> torch.Tensor:
     for dim in (-1, -2):
         n = img.shape[dim]
         img = torch.cat([img.narrow(dim, 0, 3).flip(dim), img, img.narrow(dim, n - 3, 3).flip(dim)], dim=dim)
-        img = img.unfold(dim if dim == -1 else img.ndim - 2, 8, 2) @ k
+        img = img.unfold(dim, 8, 2) @ k
     return img
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
 def _rho_grid(device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The shape grid 0.2:0.001:10 and rho(g) = Gamma(2/g)^2 / (Gamma(1/g) Gamma(3/g)), increasing in g."""
     g = torch.arange(200, 10001, dtype=torch.float64, device=device) / 1000

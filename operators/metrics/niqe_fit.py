@@ -98,9 +98,11 @@ def main(argv: list[str] | None = None) -> None:
     model = NIQEModel(*_gaussian(feats))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
-    print(f"fitted on {feats.shape[0]} sharp patches of {len(paths)} images from {args.data} in {time.perf_counter() - t0:.1f} s -> {args.out}")
+    took = time.perf_counter() - t0
+    print(f"fitted on {feats.shape[0]} sharp patches of {len(paths)} images from {args.data} in {took:.1f} s -> {args.out}")
     if args.compare and args.eval:
-        print(compare_table([Path(e) for e in args.eval], {"published": NIQEModel.load(args.compare), "restoray": model}))
+        models = {"published": NIQEModel.load(args.compare), "restoray": model}
+        print(compare_table([Path(e) for e in args.eval], models))
 
 
 if __name__ == "__main__":

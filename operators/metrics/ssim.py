@@ -25,15 +25,21 @@ def gaussian_window_1d(sigma: float = 1.5, truncate: float = 3.5, dtype=torch.fl
     return w / w.sum()
 
 
-def _filter_valid(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def filter_valid(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Separable 2-D filtering without padding. x: (..., H, W) -> (..., H-K+1, W-K+1).
 
-    A sum of K shifted slices per axis: exact, and faster than float64 conv2d on CPU.
+    Accumulates K shifted slices per axis in place: exact, and on CPU several times
+    faster than float64 conv2d.
     """
-    k = w.numel()
-    h, wd = x.shape[-2:]
-    x = sum(w[i] * x[..., :, i : i + wd - k + 1] for i in range(k))
-    return sum(w[i] * x[..., i : i + h - k + 1, :] for i in range(k))
+    k, (h, wd) = w.numel(), x.shape[-2:]
+    taps = w.tolist()
+    out = x[..., :, : wd - k + 1] * taps[0]
+    for i in range(1, k):
+        out.add_(x[..., :, i : i + wd - k + 1], alpha=taps[i])
+    res = out[..., : h - k + 1, :] * taps[0]
+    for i in range(1, k):
+        res.add_(out[..., i : i + h - k + 1, :], alpha=taps[i])
+    return res
 
 
 def ssim_maps(
@@ -50,10 +56,10 @@ def ssim_maps(
     if min(x.shape[-2:]) < win.numel():
         raise ValueError(f"image {tuple(x.shape[-2:])} is smaller than the {win.numel()}x{win.numel()} SSIM window")
     a, r = x.double(), ref.double()
-    mu_a, mu_r = _filter_valid(a, win), _filter_valid(r, win)
-    var_a = _filter_valid(a * a, win) - mu_a * mu_a
-    var_r = _filter_valid(r * r, win) - mu_r * mu_r
-    cov = _filter_valid(a * r, win) - mu_a * mu_r
+    mu_a, mu_r = filter_valid(a, win), filter_valid(r, win)
+    var_a = filter_valid(a * a, win) - mu_a * mu_a
+    var_r = filter_valid(r * r, win) - mu_r * mu_r
+    cov = filter_valid(a * r, win) - mu_a * mu_r
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     cs = (2 * cov + c2) / (var_a + var_r + c2)
     lum = (2 * mu_a * mu_r + c1) / (mu_a**2 + mu_r**2 + c1)
