@@ -8,9 +8,10 @@ import torch.nn.functional as F
 from conftest import REPO, shared_data
 
 from operators.metrics.niqe import (
-    DEFAULT_NIQE_MODEL, NIQEModel, aggd_fit, imresize_half, niqe, niqe_features, niqe_window, to_luma255,
+    DEFAULT_NIQE_MODEL, NIQEModel, aggd_fit, imresize_half, niqe, niqe_distance, niqe_features, niqe_window,
+    to_luma255,
 )
-from operators.metrics.niqe_fit import fit_niqe_pristine, image_paths, load_image, main, sharp_patch_features
+from operators.metrics.niqe_fit import fit_niqe_pristine, load_image, main, sharp_patch_features
 
 
 @pytest.fixture(scope="module")
@@ -38,17 +39,18 @@ def test_baboon_matches_matlab(published):
     assert abs(niqe(x, published).item() - 5.72957338) < 2e-4
 
 
-@pytest.mark.parametrize("which", ["published", "shipped"])
-def test_clean_scores_lower_than_degraded(published, which):
-    model = published if which == "published" else NIQEModel.load(DEFAULT_NIQE_MODEL)
+def test_clean_scores_lower_than_degraded(published):
     ev = shared_data() / "eval" / "CBSD68"
     x = torch.cat([load_image(ev / n) for n in ("101085.png", "102061.png")])  # 481x321
     g = torch.Generator().manual_seed(0)
-    noisy = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
-    clean, n, b = niqe(x, model), niqe(noisy, model), niqe(_blur(x, 3.0), model)
-    assert clean.shape == (2,)
-    assert ((clean > 2) & (clean < 10)).all(), clean
-    assert (n > clean + 2).all() and (b > clean + 2).all(), (clean, n, b)
+    versions = {
+        "clean": x, "noisy": (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1), "blurred": _blur(x, 3.0),
+    }
+    feats = {k: niqe_features(to_luma255(v))[0] for k, v in versions.items()}  # features once, two models
+    for model in (published, NIQEModel.load(DEFAULT_NIQE_MODEL)):
+        s = {k: torch.stack([niqe_distance(f, model) for f in v]) for k, v in feats.items()}
+        assert ((s["clean"] > 2) & (s["clean"] < 10)).all(), s
+        assert (s["noisy"] > s["clean"] + 2).all() and (s["blurred"] > s["clean"] + 2).all(), s
 
 
 def test_default_model_is_shipped_file():
@@ -76,15 +78,23 @@ def test_aggd_fit_recovers_a_gaussian():
     assert abs(bl.item() - 3.0 * 2**0.5) < 0.05 and abs(br.item() - 3.0 * 2**0.5) < 0.05
 
 
-def test_fit_pristine_cli(tmp_path):
-    paths = image_paths(shared_data() / "train" / "BSDS400_color")[:3]
+def test_fit_pristine_cli(tmp_path, capsys):
+    data = shared_data() / "train" / "BSDS400_color"
     out = tmp_path / "m.npz"
-    main(["--data", str(paths[0].parent), "--out", str(out), "--max-images", "3", "--threshold", "0"])
-    mu, cov = fit_niqe_pristine((load_image(p)[0] for p in paths), threshold=0.0)
-    with np.load(out) as d:
-        assert d["mu_pris_param"].shape == (1, 36) and d["cov_pris_param"].shape == (36, 36)
-        np.testing.assert_allclose(d["mu_pris_param"][0], mu.numpy())
-        np.testing.assert_allclose(d["cov_pris_param"], cov.numpy())
+    main(["--data", str(data), "--out", str(out), "--max-images", "3", "--threshold", "0"])
+    assert "fitted on 45 sharp patches of 3 images" in capsys.readouterr().out  # 481x321: 15 blocks each
+    m = NIQEModel.load(out)
+    assert m.mu.shape == (36,) and m.mu.isfinite().all()
+    assert torch.allclose(m.cov, m.cov.T) and torch.linalg.eigvalsh(m.cov).min() > 0
+
+
+def test_fit_pristine_is_mean_and_cov_of_block_features():
+    g = torch.Generator().manual_seed(2)
+    images = [(0.5 + 0.1 * (k % 5 + 1) * torch.randn(3, 96, 96, generator=g)).clamp(0, 1) for k in range(40)]
+    mu, cov = fit_niqe_pristine(images)  # one block per image: always the sharpest, always kept
+    feats = niqe_features(to_luma255(torch.stack(images)))[0][:, 0]  # (40, 36), batched
+    torch.testing.assert_close(mu, feats.mean(0))
+    torch.testing.assert_close(cov, torch.cov(feats.T))
 
 
 def test_sharpness_selects_textured_blocks():
