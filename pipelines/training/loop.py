@@ -87,11 +87,12 @@ def train_loop(cfg: dict) -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
+        with torch.no_grad():  # EMA with warm-up: early averages do not keep the random init
+            decay = min(cfg["ema"], (1 + step) / (10 + step))
             src = model.module if hasattr(model, "module") else model
             for pe, pm in zip(ema.parameters(), src.parameters()):
-                pe.lerp_(pm, 1 - cfg["ema"])
-        running.append(float(loss))
+                pe.lerp_(pm, 1 - decay)
+        running.append(float(loss.detach()))
         done = step + 1
         out_of_time = cfg.get("max_minutes") and time.perf_counter() - t0 > 60 * cfg["max_minutes"]
         if done % cfg["log_every"] == 0 or done == cfg["steps"] or out_of_time:
