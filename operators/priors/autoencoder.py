@@ -7,20 +7,20 @@ training job to >= 30 dB PSNR on CBSD68. Images in [0, 1]; the network works in 
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from operators.priors.json_config import JsonConfig
 from operators.priors.base import Codec
 from operators.priors.scaled_codec import check_divisible
 
 
 @dataclass(frozen=True)
-class AutoencoderConfig:
+class AutoencoderConfig(JsonConfig):
     """What is saved next to the weights (safetensors metadata["config"])."""
 
     in_channels: int = 3
@@ -33,16 +33,6 @@ class AutoencoderConfig:
         if len(self.channels) != 3:
             raise ValueError(f"channels must give 3 widths (1, 1/2, 1/4 resolution), got {self.channels}")
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "AutoencoderConfig":
-        d = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise ValueError(f"unknown AutoencoderConfig keys {sorted(set(d) - known)}; valid: {sorted(known)}")
-        return cls(**d)
 
 
 class ConvBlock(nn.Module):

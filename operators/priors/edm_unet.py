@@ -10,20 +10,20 @@ The config dataclass is exactly what is saved next to the weights (safetensors m
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from operators.priors.json_config import JsonConfig
 from operators.priors.padding import crop_to, pad_to_multiple
 
 
 @dataclass(frozen=True)
-class EDMUNetConfig:
+class EDMUNetConfig(JsonConfig):
     """Architecture and preconditioning of :class:`EDMUNet` (sigmas in [-1, 1] units)."""
 
     in_channels: int = 3
@@ -48,17 +48,6 @@ class EDMUNetConfig:
         if min(self.blocks) < 1:
             raise ValueError(f"need at least one block per level, got {self.blocks}")
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "EDMUNetConfig":
-        d = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown EDMUNetConfig keys {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**d)
 
 
 class FourierFeatures(nn.Module):

@@ -1,13 +1,13 @@
 """The embedded latent prior: the EDM UNet on the latent of restoray's own autoencoder."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from operators.priors.autoencoder import ConvAutoencoder, load_autoencoder
+from operators.priors.json_config import JsonConfig
 from operators.priors.base import Prior
 from operators.priors.edm_unet import EDMUNet, load_edm_unet, read_metadata
 from operators.priors.paths import missing_weights_error, shipped_weights
@@ -19,7 +19,7 @@ METADATA_KEY = "latent_prior"
 
 
 @dataclass(frozen=True)
-class LatentPriorConfig:
+class LatentPriorConfig(JsonConfig):
     """Saved as metadata["latent_prior"] (JSON) in the latent UNet's safetensors file.
 
     The denoiser sees z = (E(x) - latent_shift) * latent_scale, chosen by the training job
@@ -30,16 +30,6 @@ class LatentPriorConfig:
     latent_shift: float = 0.0
     latent_scale: float = 1.0
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "LatentPriorConfig":
-        d = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise ValueError(f"unknown LatentPriorConfig keys {sorted(set(d) - known)}; valid: {sorted(known)}")
-        return cls(**d)
 
     @staticmethod
     def fit(latents: torch.Tensor, codec: str = DEFAULT_CODEC, sigma_data: float = 0.5) -> "LatentPriorConfig":
