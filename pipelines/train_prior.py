@@ -75,6 +75,7 @@ def run(cfg: TrainPriorConfig) -> TrainSummary:
     from pipelines.tracking import log_run
 
     loop_cfg = asdict(cfg)
+    loop_cfg["data_label"] = cfg.data  # as written in the config, for the weights' metadata
     for key in ("data", "output", "checkpoint_dir", "codec"):
         if loop_cfg[key]:
             loop_cfg[key] = os.path.abspath(loop_cfg[key])

@@ -107,7 +107,7 @@ def train_loop(cfg: dict) -> None:
         if out_of_time:
             break
     if rank == 0:
-        meta = {"steps": step + 1, "train_seconds": round(time.perf_counter() - t0, 1), "data": cfg["data"],
+        meta = {"steps": step + 1, "train_seconds": round(time.perf_counter() - t0, 1), "data": cfg.get("data_label", cfg["data"]),
                 "patch": cfg["patch"], "batch_size": cfg["batch_size"]}
         os.makedirs(os.path.dirname(os.path.abspath(cfg["output"])), exist_ok=True)
         obj.save(ema, cfg["output"], extra=meta)
