@@ -107,7 +107,8 @@ def from_dict(cls: type, data: dict, path: str = "") -> Any:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``key.path=value`` strings (values parsed as YAML) to a nested dict, in place."""
+    """Apply ``key.path=value`` strings (values parsed as YAML) to a nested dict, in place.
+    A numeric part indexes a list: ``datasets.0.limit=3``."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set expects key.path=value, got {item!r}")
@@ -115,13 +116,25 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
+            if isinstance(node, list):
+                node = node[_list_index(node, part, key)]
+                continue
+            if not isinstance(node.get(part), (dict, list)):
                 node[part] = {} if node.get(part) is None else node[part]
                 if not isinstance(node[part], dict):
                     raise ConfigError(f"--set {key}: '{part}' is not a mapping")
             node = node[part]
-        node[parts[-1]] = yaml.safe_load(raw)
+        if isinstance(node, list):
+            node[_list_index(node, parts[-1], key)] = yaml.safe_load(raw)
+        else:
+            node[parts[-1]] = yaml.safe_load(raw)
     return data
+
+
+def _list_index(node: list, part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {key}: '{part}' is not an index of a list of {len(node)} items")
+    return int(part)
 
 
 def read_yaml(path: str | Path) -> dict:

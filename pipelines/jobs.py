@@ -30,4 +30,9 @@ JOBS: dict[str, JobKind] = {
         "synth_pairs", "SynthPairsConfig",
         "synthesize training pairs: random crops of clean images, a (random) degradation per crop; "
         "HQ/LQ PNG bytes + params JSON as Parquet shards, deterministic by seed, resumable"),
+    "evaluate": JobKind(
+        "evaluate", "EvaluateConfig",
+        "benchmark a grid of datasets x tasks x methods (diffusion solvers and classical baselines: "
+        "pinv, BM3D, TV, Wiener) on the same degraded inputs; results/errors Parquet, a markdown "
+        "table (results.md), comparison grids and an MLflow run"),
 }

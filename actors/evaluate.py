@@ -1,0 +1,92 @@
+"""EvaluateActor: runs one grid row (an image, a task, a method) and scores it.
+
+Holds every prior the grid's solver methods use, each loaded once per actor on first use
+(a method switch never reloads a model); baselines need no state.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import torch
+
+from operators.baselines import baseline_config, get_baseline
+from operators.degradations import build_degradation
+from operators.media import encode_png
+from operators.priors import Prior, build_prior
+from operators.seeding import make_generator
+from operators.solvers import get_solver, solver_config
+from pipelines.stages.columns import batch_to_rows, error_fields, rows_to_batch, unpack
+from pipelines.stages.finish import quality
+
+PIXEL_COLUMNS = ("lq", "hq")
+
+
+class EvaluateActor:
+    """Callable class for ``map_batches``: rows with ``lq``, ``hq``, ``degradation`` and
+    ``method_spec`` in; psnr, ssim (and of the LQ input), nfe, nfe_backward, seconds out.
+
+    Pixel columns are dropped; rows of ``comparison_images`` keep PNGs of the restored image
+    (and of LQ / reference) for the comparison grids. A row whose restoration fails becomes
+    an error row (stage "restore"); rows that arrive with an error pass through.
+    """
+
+    def __init__(self, seed: int, device: str = "auto", torch_threads: int | None = None,
+                 comparison_images: tuple[str, ...] = ()):
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.seed = seed
+        self.comparison_images = set(comparison_images)
+        self.priors: dict[str, Prior] = {}
+
+    def prior(self, spec: dict) -> Prior:
+        key = json.dumps(spec, sort_keys=True)
+        if key not in self.priors:
+            self.priors[key] = build_prior(spec, device=str(self.device))
+        return self.priors[key]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return rows_to_batch([self.evaluate_row(r) for r in batch_to_rows(batch)])
+
+    def restore(self, row: dict, spec: dict, y: torch.Tensor) -> tuple[torch.Tensor, int, int, float]:
+        """(x (1, C, H, W), nfe, nfe_backward, seconds) for one row."""
+        op = build_degradation(json.loads(str(row["degradation"])))
+        if spec["kind"] == "baseline":
+            options = dict(spec["baseline"])
+            name = options.pop("name")
+            fn, cfg = get_baseline(name), baseline_config(name, **options)
+            t0 = time.perf_counter()
+            x = fn(y, op, config=cfg)
+            return x, 0, 0, time.perf_counter() - t0
+        options = dict(spec["solver"])
+        name = options.pop("name")
+        prior = self.prior(spec["prior"])
+        solve, cfg = get_solver(name), solver_config(name, **options)
+        gen = make_generator(self.seed, str(row["id"]), "solve", device=self.device)
+        t0 = time.perf_counter()
+        with torch.no_grad():  # solvers that need gradients enable them themselves
+            result = solve(y, op, prior, nfe=int(spec["nfe"]), generator=gen, config=cfg)
+        return result.x, int(result.nfe), int(result.nfe_backward), time.perf_counter() - t0
+
+    def evaluate_row(self, row: dict) -> dict:
+        out = {k: v for k, v in row.items() if k not in PIXEL_COLUMNS}
+        out.update({"psnr": np.nan, "ssim": np.nan, "lq_psnr": np.nan, "lq_ssim": np.nan, "nfe": 0,
+                    "nfe_backward": 0, "seconds": np.nan, "restored_png": b"", "lq_png": b"", "hq_png": b""})
+        if row.get("error_stage"):
+            return out
+        try:
+            lq, hq = unpack(row["lq"]), unpack(row["hq"])
+            y = torch.from_numpy(lq.transpose(2, 0, 1).copy())[None].to(self.device)
+            x, out["nfe"], out["nfe_backward"], out["seconds"] = self.restore(row, json.loads(str(row["method_spec"])), y)
+            restored = x[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+            out["psnr"], out["ssim"] = quality(restored, hq)
+            out["lq_psnr"], out["lq_ssim"] = quality(np.clip(lq, 0, 1), hq)
+            if str(row["image_id"]) in self.comparison_images:
+                out.update(restored_png=encode_png(restored), lq_png=encode_png(lq), hq_png=encode_png(hq))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
+            out.update(error_fields("restore", exc))
+        return out

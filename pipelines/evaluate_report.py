@@ -1,0 +1,103 @@
+"""The evaluate job's report: the markdown table (task x method means per dataset, best
+solver vs best baseline) and the labelled comparison grids (LQ | each method | reference)."""
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from operators.media import decode_image, encode_png, side_by_side
+
+LABEL_PX = 18
+
+
+def _mean(vals) -> float:
+    vals = [float(v) for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def _f(v: float, fmt: str) -> str:
+    return "-" if v != v else format(v, fmt)
+
+
+def markdown_table(results: list[dict], datasets: list, tasks: list, methods: list,
+                   skipped: list[dict], errors: list[dict]) -> str:
+    """Per dataset: | task | method | n | PSNR | SSIM | NFE | NFE bwd | s / image |, the
+    input y's scores first and the best PSNR of each task in bold; then the best diffusion
+    solver against the best classical baseline per task; then skipped pairs and errors."""
+    kinds = {m.name: m.kind for m in methods}
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in results:
+        groups[(r["dataset"], r["task"], r["method"])].append(r)
+    lines = []
+    for d in datasets:
+        n_img = len({r["source_uri"] for r in results if r["dataset"] == d.name})
+        crop = f"centre crop {d.crop}" if d.crop else "whole images"
+        lines += [f"### {d.name} ({n_img} images, {crop})", "",
+                  "| task | method | n | PSNR (dB) | SSIM | NFE | NFE bwd | s / image |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        best_rows = []
+        for t in tasks:
+            rows = {m.name: groups.get((d.name, t.name, m.name), []) for m in methods}
+            rows = {k: v for k, v in rows.items() if v}
+            if not rows:
+                continue
+            means = {k: _mean(r["psnr"] for r in v) for k, v in rows.items()}
+            best = max(means, key=lambda k: -math.inf if means[k] != means[k] else means[k])
+            any_rows = next(iter(rows.values()))
+            lines.append(f"| {t.name} | *input y* | {len(any_rows)} | {_f(_mean(r['lq_psnr'] for r in any_rows), '.2f')} | "
+                         f"{_f(_mean(r['lq_ssim'] for r in any_rows), '.4f')} | | | |")
+            for name, v in rows.items():
+                p = _f(means[name], ".2f")
+                lines.append(f"| {t.name} | {name} | {len(v)} | {f'**{p}**' if name == best else p} | "
+                             f"{_f(_mean(r['ssim'] for r in v), '.4f')} | {_f(_mean(r['nfe'] for r in v), '.0f')} | "
+                             f"{_f(_mean(r['nfe_backward'] for r in v), '.0f')} | {_f(_mean(r['seconds'] for r in v), '.2f')} |")
+            best_rows.append(_best_line(t.name, means, kinds))
+        lines += ["", f"Best diffusion solver vs best classical baseline on {d.name} (PSNR, dB):", "",
+                  "| task | best solver | PSNR | best baseline | PSNR | margin |", "|---|---|---:|---|---:|---:|",
+                  *best_rows, ""]
+    if skipped:
+        lines.append("Not applicable (skipped): " + "; ".join(
+            f"{s['method']} on {s['task']}" for s in skipped if s["reason"] != "not in the method's tasks") + ".")
+        excluded = [f"{s['method']} on {s['task']}" for s in skipped if s["reason"] == "not in the method's tasks"]
+        if excluded:
+            lines.append("Left out by the config: " + "; ".join(excluded) + ".")
+    if errors:
+        counts: dict[tuple, int] = defaultdict(int)
+        for e in errors:
+            counts[(e.get("dataset"), e.get("task"), e.get("method"))] += 1
+        lines.append("Errors (see the errors table): " + "; ".join(
+            f"{m} on {d}/{t}: {n}" for (d, t, m), n in sorted(counts.items(), key=str)) + ".")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _best_line(task: str, means: dict[str, float], kinds: dict[str, str]) -> str:
+    def top(kind: str) -> tuple[str, float]:
+        c = {k: v for k, v in means.items() if kinds.get(k) == kind and v == v}
+        return max(c.items(), key=lambda kv: kv[1]) if c else ("-", math.nan)
+
+    (s, sp), (b, bp) = top("solver"), top("baseline")
+    return f"| {task} | {s} | {_f(sp, '.2f')} | {b} | {_f(bp, '.2f')} | {_f(sp - bp, '+.2f')} |"
+
+
+def comparison_grid(lq: bytes, panels: list[tuple[str, bytes]], hq: bytes, height: int = 160) -> bytes:
+    """PNG: LQ | each (label, restored PNG) | reference, each panel ``height`` px high with
+    its label above it."""
+    from PIL import Image, ImageDraw
+
+    named = [("LQ", lq), *panels, ("reference", hq)]
+    images = [decode_image(data).pixels for _, data in named]
+    strip = side_by_side(images, height=height)
+    canvas = np.full((height + LABEL_PX, strip.shape[1], 3), 1.0, np.float32)
+    canvas[LABEL_PX:] = strip
+    pil = Image.open(io.BytesIO(encode_png(canvas))).convert("RGB")
+    draw = ImageDraw.Draw(pil)
+    x = 0
+    for (label, _), im in zip(named, images):
+        draw.text((x + 2, 3), label, fill=(0, 0, 0))
+        x += max(1, round(im.shape[1] * height / im.shape[0])) + 4  # side_by_side's tile width + gap
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
