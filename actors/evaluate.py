@@ -81,7 +81,8 @@ class EvaluateActor:
         try:
             lq, hq = unpack(row["lq"]), unpack(row["hq"])
             y = torch.from_numpy(lq.transpose(2, 0, 1).copy())[None].to(self.device)
-            x, out["nfe"], out["nfe_backward"], out["seconds"] = self.restore(row, json.loads(str(row["method_spec"])), y)
+            spec = json.loads(str(row["method_spec"]))
+            x, out["nfe"], out["nfe_backward"], out["seconds"] = self.restore(row, spec, y)
             restored = x[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
             out["psnr"], out["ssim"] = quality(restored, hq)
             out["lq_psnr"], out["lq_ssim"] = quality(np.clip(lq, 0, 1), hq)

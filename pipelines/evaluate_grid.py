@@ -158,7 +158,8 @@ def image_id(source_uri: str) -> str:
 
 
 def grid_row_id(seed: int, source_uri: str, crop: int | None, mod: int, degradation: dict, method: dict) -> str:
-    return f"{derive_seed(seed, source_uri, crop, mod, json.dumps(degradation, sort_keys=True), json.dumps(method, sort_keys=True)):016x}"
+    parts = (json.dumps(degradation, sort_keys=True), json.dumps(method, sort_keys=True))
+    return f"{derive_seed(seed, source_uri, crop, mod, *parts):016x}"
 
 
 def plan_grid(datasets, tasks, methods, seed: int, mod: int, output: str, storage) -> tuple[list[dict], list[dict]]:
@@ -181,9 +182,10 @@ def plan_grid(datasets, tasks, methods, seed: int, mod: int, output: str, storag
         for f in files:
             for t, m in pairs:
                 spec = m.effective(t.name)
-                rows.append({"id": grid_row_id(seed, f.uri, d.crop, mod, t.degradation, spec), "image_id": image_id(f.uri),
-                             "dataset": d.name, "source_uri": f.uri, "relative_path": f.relative_path,
-                             "crop": -1 if d.crop is None else int(d.crop), "task": t.name,
+                rows.append({"id": grid_row_id(seed, f.uri, d.crop, mod, t.degradation, spec),
+                             "image_id": image_id(f.uri), "dataset": d.name, "source_uri": f.uri,
+                             "relative_path": f.relative_path, "crop": -1 if d.crop is None else int(d.crop),
+                             "task": t.name,
                              "task_spec": json.dumps(local_paths(t.degradation), sort_keys=True), "method": m.name,
                              "method_spec": json.dumps(spec, sort_keys=True)})
     return rows, skipped

@@ -35,7 +35,7 @@ def markdown_table(results: list[dict], datasets: list, tasks: list, methods: li
     for d in datasets:
         n_img = len({r["source_uri"] for r in results if r["dataset"] == d.name})
         crop = f"centre crop {d.crop}" if d.crop else "whole images"
-        lines += [f"### {d.name} ({n_img} images, {crop})", "",
+        lines += [f"### {d.name} ({n_img} image{'s' if n_img != 1 else ''}, {crop})", "",
                   "| task | method | n | PSNR (dB) | SSIM | NFE | NFE bwd | s / image |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
         best_rows = []
@@ -47,23 +47,24 @@ def markdown_table(results: list[dict], datasets: list, tasks: list, methods: li
             means = {k: _mean(r["psnr"] for r in v) for k, v in rows.items()}
             best = max(means, key=lambda k: -math.inf if means[k] != means[k] else means[k])
             any_rows = next(iter(rows.values()))
-            lines.append(f"| {t.name} | *input y* | {len(any_rows)} | {_f(_mean(r['lq_psnr'] for r in any_rows), '.2f')} | "
-                         f"{_f(_mean(r['lq_ssim'] for r in any_rows), '.4f')} | | | |")
+            lq_p, lq_s = _mean(r["lq_psnr"] for r in any_rows), _mean(r["lq_ssim"] for r in any_rows)
+            lines.append(f"| {t.name} | *input y* | {len(any_rows)} | {_f(lq_p, '.2f')} | {_f(lq_s, '.4f')} | | | |")
             for name, v in rows.items():
                 p = _f(means[name], ".2f")
-                lines.append(f"| {t.name} | {name} | {len(v)} | {f'**{p}**' if name == best else p} | "
-                             f"{_f(_mean(r['ssim'] for r in v), '.4f')} | {_f(_mean(r['nfe'] for r in v), '.0f')} | "
-                             f"{_f(_mean(r['nfe_backward'] for r in v), '.0f')} | {_f(_mean(r['seconds'] for r in v), '.2f')} |")
+                cols = [_f(_mean(r["ssim"] for r in v), ".4f"), _f(_mean(r["nfe"] for r in v), ".0f"),
+                        _f(_mean(r["nfe_backward"] for r in v), ".0f"), _f(_mean(r["seconds"] for r in v), ".2f")]
+                shown = f"**{p}**" if name == best else p
+                lines.append(f"| {t.name} | {name} | {len(v)} | {shown} | {' | '.join(cols)} |")
             best_rows.append(_best_line(t.name, means, kinds))
         lines += ["", f"Best diffusion solver vs best classical baseline on {d.name} (PSNR, dB):", "",
                   "| task | best solver | PSNR | best baseline | PSNR | margin |", "|---|---|---:|---|---:|---:|",
                   *best_rows, ""]
-    if skipped:
-        lines.append("Not applicable (skipped): " + "; ".join(
-            f"{s['method']} on {s['task']}" for s in skipped if s["reason"] != "not in the method's tasks") + ".")
-        excluded = [f"{s['method']} on {s['task']}" for s in skipped if s["reason"] == "not in the method's tasks"]
-        if excluded:
-            lines.append("Left out by the config: " + "; ".join(excluded) + ".")
+    not_applicable = [f"{s['method']} on {s['task']}" for s in skipped if s["reason"] != "not in the method's tasks"]
+    if not_applicable:
+        lines += ["Not applicable (skipped): " + "; ".join(not_applicable) + ".", ""]
+    subsets = [f"{m.name} ({', '.join(m.tasks)})" for m in methods if m.tasks is not None]
+    if subsets:
+        lines += ["Run on the config's subset of tasks only: " + "; ".join(subsets) + ".", ""]
     if errors:
         counts: dict[tuple, int] = defaultdict(int)
         for e in errors:

@@ -54,8 +54,9 @@ def baseline_bm3d(y: torch.Tensor, degradation: Degradation, *, config: BM3DConf
         def run(img: np.ndarray) -> np.ndarray:
             # one (H, W, 1) channel at a time: the package's 3-channel path passes a 3-channel
             # pilot to each channel's Wiener stage, and a 2-D input broadcasts its PSD to 3-D
-            return np.stack([bm3d.bm3d_deblurring(img[..., c:c + 1], sigma, psf, profile=cfg.profile).reshape(img.shape[:2])
-                             for c in range(img.shape[2])], -1)
+            channels = [bm3d.bm3d_deblurring(img[..., c:c + 1], sigma, psf, profile=cfg.profile)
+                        for c in range(img.shape[2])]
+            return np.stack([ch.reshape(img.shape[:2]) for ch in channels], -1)
     else:
         raise ValueError(f"bm3d applies to {', '.join(APPLIES)}, not {degradation.name!r}")
     return per_image(y, run)

@@ -55,7 +55,8 @@ def div(p: torch.Tensor) -> torch.Tensor:
     return dy + dx
 
 
-def tv_prox(f: torch.Tensor, weight: float, p: torch.Tensor, steps: int, tau: float = 0.125) -> tuple[torch.Tensor, torch.Tensor]:
+def tv_prox(f: torch.Tensor, weight: float, p: torch.Tensor, steps: int,
+            tau: float = 0.125) -> tuple[torch.Tensor, torch.Tensor]:
     """argmin_u 1/2 ||u - f||^2 + weight TV(u) by ``steps`` of Chambolle's projection from the
     dual ``p`` (B, C, 2, H, W); returns (u, p) so the next call can warm-start."""
     for _ in range(steps):

@@ -2,10 +2,11 @@
 a real image (a 64x64 crop of CBSD68) over the degraded input or the pseudo-inverse."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-from conftest import shared_data
 from PIL import Image
 
 from operators.baselines import (
@@ -21,6 +22,7 @@ from operators.degradations import build_degradation
 from operators.metrics import psnr
 from operators.seeding import make_generator
 
+SHARED_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 LEVIN = {"name": "blur", "kind": "kernel", "index": 0, "noise_sigma": 0.01}
 
 
@@ -30,6 +32,12 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data beside the repo)")
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="module")
