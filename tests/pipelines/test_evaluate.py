@@ -154,3 +154,28 @@ def test_benchmark_config_loads_and_plans():
     assert [t.name for t in cfg.tasks] == ["denoise", "deblur_motion", "deblur_gauss", "sr_x4", "inpaint_random",
                                            "inpaint_box", "jpeg_q10"]
     assert cfg.datasets[1].limit == 2 and cfg.datasets[0].crop == 256
+
+
+def test_stage_and_actor_turn_failures_into_error_rows(tmp_path):
+    """Called on numpy batches without Ray: an unreadable file fails in `read`, a missing prior
+    in `restore`; a baseline row on the same image goes through with its metrics."""
+    from actors.evaluate import EvaluateActor
+    from pipelines.stages.columns import batch_to_rows, rows_to_batch
+    from pipelines.stages.eval_load import EvalLoadStage
+
+    _images(tmp_path / "in", 1)
+    base = {"id": "r", "image_id": "i", "dataset": "d", "relative_path": "img0.png", "crop": 32, "task": "denoise",
+            "task_spec": '{"name": "denoise", "noise_sigma": 0.1}'}
+    rows = [{**base, "source_uri": str(tmp_path / "in" / "img0.png"), "method": "pinv",
+             "method_spec": '{"kind": "baseline", "baseline": {"name": "pinv"}}'},
+            {**base, "source_uri": str(tmp_path / "in" / "img0.png"), "method": "diffpir",
+             "method_spec": '{"kind": "solver", "solver": {"name": "diffpir"}, "nfe": 2, '
+                            '"prior": {"name": "embedded", "weights": "/nonexistent/w.safetensors"}}'},
+            {**base, "source_uri": str(tmp_path / "in" / "missing.png"), "method": "pinv",
+             "method_spec": '{"kind": "baseline", "baseline": {"name": "pinv"}}'}]
+    loaded = EvalLoadStage(seed=0)(rows_to_batch(rows))
+    out = batch_to_rows(EvaluateActor(seed=0, device="cpu", comparison_images=("i",))(loaded))
+    ok, no_prior, missing = out
+    assert ok["error_stage"] == "" and ok["psnr"] == pytest.approx(ok["lq_psnr"], abs=1e-4) and len(ok["restored_png"])
+    assert (no_prior["error_stage"], no_prior["error_type"]) == ("restore", "FileNotFoundError")
+    assert missing["error_stage"] == "read" and "lq" not in missing and "hq" not in missing
