@@ -11,14 +11,14 @@ import time
 import numpy as np
 import torch
 
+from actors.columns import batch_to_rows, error_fields, rows_to_batch, unpack
 from operators.baselines import baseline_config, get_baseline
 from operators.degradations import build_degradation
 from operators.media import encode_png
+from operators.metrics.quality import quality
 from operators.priors import Prior, build_prior
 from operators.seeding import make_generator
 from operators.solvers import get_solver, solver_config
-from pipelines.stages.columns import batch_to_rows, error_fields, rows_to_batch, unpack
-from pipelines.stages.finish import quality
 
 PIXEL_COLUMNS = ("lq", "hq")
 

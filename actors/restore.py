@@ -7,11 +7,11 @@ import time
 import numpy as np
 import torch
 
+from actors.columns import batch_to_rows, error_fields, pack, rows_to_batch, unpack
 from operators.degradations import build_degradation
 from operators.priors import build_prior
 from operators.seeding import make_generator
 from operators.solvers import get_solver, solver_config
-from pipelines.stages.columns import batch_to_rows, error_fields, pack, rows_to_batch, unpack
 
 
 class RestoreActor:

@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -42,8 +41,8 @@ def bare_loop(cfg) -> float:
     import torch
 
     from actors.restore import RestoreActor
-    from pipelines.restore_images import plan_rows
     from pipelines.config import config_hash
+    from pipelines.restore_images import plan_rows
     from pipelines.stages.finish import FinishStage
     from pipelines.stages.load import LoadStage
 

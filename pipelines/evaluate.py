@@ -138,7 +138,7 @@ def comparison_images(grid: list[dict], n: int) -> set[str]:
 
 def stream_rows(ds, cfg: EvaluateConfig, chash: str, summary: EvaluateSummary, panels: dict) -> None:
     """Iterate on the driver; flush result and error shards; keep comparison PNGs."""
-    from pipelines.stages.columns import batch_to_rows
+    from actors.columns import batch_to_rows
     from pipelines.tables import write_shard
 
     buffers: dict[str, list[dict]] = {"results": [], "errors": []}

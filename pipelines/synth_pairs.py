@@ -164,7 +164,7 @@ def run(cfg: SynthPairsConfig) -> PairsSummary:
 
 def stream_pairs(ds, cfg: SynthPairsConfig, chash: str, summary: PairsSummary, grids: dict[str, bytes]) -> None:
     """Iterate on the driver; write full shards of ``shard_rows`` pairs as they fill, the rest at the end."""
-    from pipelines.stages.columns import batch_to_rows
+    from actors.columns import batch_to_rows
     from pipelines.tables import write_shard
 
     buffers: dict[str, list[dict]] = {name: [] for name in TABLES}

@@ -7,12 +7,11 @@ noiseless forward map and always takes an explicit ``torch.Generator``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 import json
+from dataclasses import dataclass, fields
 from typing import Any, Callable, ClassVar
 
 import torch
-
 
 PROX_SIGMA_FLOOR = 1e-3
 

@@ -10,7 +10,12 @@ import torch
 
 from operators.degradations._util import check_4d, rho_tensor
 from operators.degradations.base import Degradation, Noise
-from operators.degradations.kernels import gaussian_kernel, load_kernel, psf2otf, sample_motion_kernel
+from operators.degradations.kernels import (
+    gaussian_kernel,
+    load_kernel,
+    psf2otf,
+    sample_motion_kernel,
+)
 
 PINV_TOL = 1e-6  # frequencies with |K| below this (kernel sums to 1) are dropped by pinv
 

@@ -16,7 +16,12 @@ import torch.nn.functional as F
 
 from operators.degradations.base import Degradation, Noise
 from operators.degradations.jpeg import jpeg_roundtrip
-from operators.degradations.realesrgan_kernels import _choice, _u, blur_kernel, sample_blur_params
+from operators.degradations.realesrgan_kernels import (
+    _choice,
+    _u,
+    blur_kernel,
+    sample_blur_params,
+)
 
 MODES = ("area", "bilinear", "bicubic")
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from operators.priors.json_config import JsonConfig
 from operators.priors.base import Codec
+from operators.priors.json_config import JsonConfig
 from operators.priors.scaled_codec import check_divisible
 
 

@@ -8,7 +8,7 @@ prior evaluates it in tiles); backward passes are counted by the solver that tak
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from operators.priors.autoencoder import ConvAutoencoder, load_autoencoder
-from operators.priors.json_config import JsonConfig
 from operators.priors.base import Prior
 from operators.priors.edm_unet import EDMUNet, load_edm_unet, read_metadata
+from operators.priors.json_config import JsonConfig
 from operators.priors.paths import missing_weights_error, shipped_weights
 from operators.priors.scaled_codec import ScaledCodec
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from actors.columns import batch_to_rows, error_fields, no_error, rows_to_batch
 from operators.degradations import Degradation, sample_degradation
 from operators.media import DEFAULT_MAX_PIXELS, decode_image, encode_png
 from operators.seeding import derive_seed, make_generator
 from pipelines.sections import StorageConfig
-from pipelines.stages.columns import batch_to_rows, error_fields, no_error, rows_to_batch
 from pipelines.storage import read_bytes
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from actors.columns import batch_to_rows, error_fields, no_error, pack, rows_to_batch
 from operators.degradations import build_degradation
 from operators.media import DEFAULT_MAX_PIXELS, decode_image
 from operators.seeding import make_generator
 from pipelines.sections import StorageConfig
-from pipelines.stages.columns import batch_to_rows, error_fields, no_error, pack, rows_to_batch
 from pipelines.stages.load import mod_crop
 from pipelines.storage import read_bytes
 

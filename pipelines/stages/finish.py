@@ -4,37 +4,19 @@ Stateless (``map_batches``). Drops the pixel columns so only table columns reach
 """
 from __future__ import annotations
 
-import json
 import math
 import posixpath
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from actors.columns import batch_to_rows, error_fields, rows_to_batch, unpack
 from operators.media import encode_png, side_by_side
-from operators.metrics import psnr, ssim
+from operators.metrics.quality import quality
 from pipelines.sections import StorageConfig
-from pipelines.stages.columns import batch_to_rows, error_fields, rows_to_batch, unpack
 from pipelines.storage import join, write_bytes_atomic
 
 PIXEL_COLUMNS = ("lq", "hq", "restored")
-
-
-def _t(img: np.ndarray) -> torch.Tensor:
-    """(H, W, C) -> (1, 3, H, W); one-channel images (colorize measurements) are repeated."""
-    t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float()
-    return t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
-
-
-def quality(x: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
-    """(PSNR, SSIM) of x against ref, x resized (bicubic) to ref's size when they differ."""
-    xt, rt = _t(x), _t(ref)
-    if xt.shape[-2:] != rt.shape[-2:]:
-        xt = F.interpolate(xt, size=rt.shape[-2:], mode="bicubic", align_corners=False)
-    xt = xt.clamp(0, 1)
-    return float(psnr(xt, rt)[0]), float(ssim(xt, rt)[0])
 
 
 @dataclass

@@ -15,7 +15,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from operators.priors.autoencoder import AutoencoderConfig, ConvAutoencoder, load_autoencoder, save_autoencoder
+from operators.priors.autoencoder import (
+    AutoencoderConfig,
+    ConvAutoencoder,
+    load_autoencoder,
+    save_autoencoder,
+)
 from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, save_edm_unet
 from operators.priors.embedded_latent import METADATA_KEY, LatentPriorConfig
 from operators.priors.paths import WEIGHTS_DIR

@@ -5,7 +5,13 @@ from typing import Literal
 
 import pytest
 
-from pipelines.config import ConfigError, apply_overrides, config_hash, flatten, from_dict
+from pipelines.config import (
+    ConfigError,
+    apply_overrides,
+    config_hash,
+    flatten,
+    from_dict,
+)
 
 
 @dataclass(frozen=True)

@@ -159,8 +159,8 @@ def test_benchmark_config_loads_and_plans():
 def test_stage_and_actor_turn_failures_into_error_rows(tmp_path):
     """Called on numpy batches without Ray: an unreadable file fails in `read`, a missing prior
     in `restore`; a baseline row on the same image goes through with its metrics."""
+    from actors.columns import batch_to_rows, rows_to_batch
     from actors.evaluate import EvaluateActor
-    from pipelines.stages.columns import batch_to_rows, rows_to_batch
     from pipelines.stages.eval_load import EvalLoadStage
 
     _images(tmp_path / "in", 1)

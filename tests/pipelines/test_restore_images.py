@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 
 from pipelines.config import from_dict
 from pipelines.restore_images import RestoreImagesConfig, run

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.storage import filesystem, join, list_inputs, read_bytes, write_bytes_atomic
+from pipelines.storage import (
+    filesystem,
+    join,
+    list_inputs,
+    read_bytes,
+    write_bytes_atomic,
+)
 from pipelines.tables import finished_ids, read_table, write_shard
 
 

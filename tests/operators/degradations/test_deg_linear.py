@@ -4,7 +4,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from operators.degradations import Blur, Colorize, Compose, Denoise, Inpaint, Noise, SuperResolution, cg_prox
+from operators.degradations import (
+    Blur,
+    Colorize,
+    Compose,
+    Denoise,
+    Inpaint,
+    Noise,
+    SuperResolution,
+    cg_prox,
+)
 
 G = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
 

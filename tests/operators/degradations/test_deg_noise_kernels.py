@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from operators.degradations import Blur, Noise, SuperResolution, build_degradation
-from operators.degradations.kernels import gaussian_kernel, load_kernel, psf2otf, sample_motion_kernel
+from operators.degradations.kernels import (
+    gaussian_kernel,
+    load_kernel,
+    psf2otf,
+    sample_motion_kernel,
+)
 from operators.degradations.masks import pack_mask, sample_mask, unpack_mask
 
 KERNELS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "eval" / "blur_kernels"

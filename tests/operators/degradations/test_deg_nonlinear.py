@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from operators.degradations import (JPEG, Blur, Colorize, Compose, Inpaint, RealESRGAN, SuperResolution, VideoCodec,
-                                    build_degradation, sample_realesrgan_chain)
+from operators.degradations import (
+    JPEG,
+    Blur,
+    Colorize,
+    Compose,
+    Inpaint,
+    RealESRGAN,
+    SuperResolution,
+    VideoCodec,
+    build_degradation,
+    sample_realesrgan_chain,
+)
 
 SET14 = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "eval" / "Set14"
 G = lambda s: torch.Generator().manual_seed(s)  # noqa: E731

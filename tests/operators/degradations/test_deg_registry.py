@@ -6,7 +6,12 @@ import json
 import pytest
 import torch
 
-from operators.degradations import DEGRADATIONS, Noise, build_degradation, sample_degradation
+from operators.degradations import (
+    DEGRADATIONS,
+    Noise,
+    build_degradation,
+    sample_degradation,
+)
 from operators.registry import UnknownNameError
 
 G = lambda s: torch.Generator().manual_seed(s)  # noqa: E731

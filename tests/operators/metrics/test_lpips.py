@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import shared_data
+from tests.conftest import shared_data
 from safetensors.torch import save_file
 
 from operators.metrics import compute_metrics

@@ -5,13 +5,25 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO, shared_data
+from tests.conftest import REPO, shared_data
 
 from operators.metrics.niqe import (
-    DEFAULT_NIQE_MODEL, NIQEModel, aggd_fit, imresize_half, niqe, niqe_distance, niqe_features, niqe_window,
+    DEFAULT_NIQE_MODEL,
+    NIQEModel,
+    aggd_fit,
+    imresize_half,
+    niqe,
+    niqe_distance,
+    niqe_features,
+    niqe_window,
     to_luma255,
 )
-from operators.metrics.niqe_fit import fit_niqe_pristine, load_image, main, sharp_patch_features
+from operators.metrics.niqe_fit import (
+    fit_niqe_pristine,
+    load_image,
+    main,
+    sharp_patch_features,
+)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from operators.priors.autoencoder import AutoencoderConfig, ConvAutoencoder, load_autoencoder, save_autoencoder
+from operators.priors.autoencoder import (
+    AutoencoderConfig,
+    ConvAutoencoder,
+    load_autoencoder,
+    save_autoencoder,
+)
 from operators.priors.scaled_codec import ScaledCodec
 
 SMALL = AutoencoderConfig(latent_channels=4, channels=(8, 16, 16), blocks=1)

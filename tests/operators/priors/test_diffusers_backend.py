@@ -8,7 +8,10 @@ import torch
 
 diffusers = pytest.importorskip("diffusers")
 
-from operators.priors.diffusers_loader import DiffusersModelNotFound, load_diffusers_prior  # noqa: E402
+from operators.priors.diffusers_loader import (  # noqa: E402
+    DiffusersModelNotFound,
+    load_diffusers_prior,
+)
 from operators.priors.diffusers_sigmas import DiscreteSigmas  # noqa: E402
 
 UNET = dict(sample_size=8, layers_per_block=1, block_out_channels=(8, 16), norm_num_groups=4,

@@ -6,7 +6,13 @@ import math
 import pytest
 import torch
 
-from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, load_edm_unet, read_metadata, save_edm_unet
+from operators.priors.edm_unet import (
+    EDMUNet,
+    EDMUNetConfig,
+    load_edm_unet,
+    read_metadata,
+    save_edm_unet,
+)
 
 TINY = EDMUNetConfig(channels=(8, 16), blocks=(1, 1), emb_dim=16, fourier_features=8, groups=4)
 

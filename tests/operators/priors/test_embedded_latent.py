@@ -3,10 +3,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from operators.priors.autoencoder import AutoencoderConfig, ConvAutoencoder, save_autoencoder
+from operators.priors.autoencoder import (
+    AutoencoderConfig,
+    ConvAutoencoder,
+    save_autoencoder,
+)
 from operators.priors.base import GaussianPrior
 from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, save_edm_unet
-from operators.priors.embedded_latent import METADATA_KEY, EmbeddedLatentPrior, LatentPriorConfig
+from operators.priors.embedded_latent import (
+    METADATA_KEY,
+    EmbeddedLatentPrior,
+    LatentPriorConfig,
+)
 
 AE = AutoencoderConfig(latent_channels=4, channels=(8, 16, 16), blocks=1)
 NET = EDMUNetConfig(in_channels=4, out_channels=4, channels=(8, 16), blocks=(1, 1), emb_dim=16,

@@ -15,11 +15,20 @@ import math
 
 import pytest
 import torch
-from solver_testkit import (MEAN, S2, denoise_op, fit_affine, gaussian_prior, gen, mask_op, measure, posterior,
-                            transfer)
+from solver_testkit import (
+    MEAN,
+    S2,
+    denoise_op,
+    fit_affine,
+    gaussian_prior,
+    gen,
+    mask_op,
+    measure,
+    posterior,
+    transfer,
+)
 
 from operators.degradations import Blur, Noise
-
 from operators.solvers import get_solver, solver_config
 from operators.solvers.base import karras_sigmas
 
