@@ -9,6 +9,7 @@ import yaml
 
 from pipelines.config import ConfigError, apply_overrides, from_dict, read_yaml, to_dict
 from pipelines.jobs import JOBS
+from pipelines.redact import redact_config
 
 
 def _job_help() -> str:
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"restoray: config error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        print(yaml.safe_dump(redact_config(to_dict(cfg)), sort_keys=False), end="")
         return 0
     summary = run(cfg)
     print(summary.table())

@@ -24,6 +24,7 @@ from operators.media import DEFAULT_MAX_PIXELS
 from pipelines.config import ConfigError, config_hash, to_dict
 from pipelines.evaluate_grid import DatasetConfig, MethodConfig, TaskConfig
 from pipelines.registry_check import check_degradation
+from pipelines.redact import redact_uri
 from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
 from pipelines.summary import JobSummary
 
@@ -84,9 +85,9 @@ class EvaluateSummary(JobSummary):
         lines = [f"restoray {self.job}: {self.total_results} results, {self.total_errors} errors of {self.grid} grid "
                  f"rows ({self.done} new, {self.skipped} already done; {self.skipped_pairs} (task, method) pairs "
                  f"not applicable), {self.seconds:.1f} s", "", self.markdown,
-                 f"  outputs:  {self.output} (results.md, results/, errors/, comparisons/)"]
+                 f"  outputs:  {redact_uri(self.output)} (results.md, results/, errors/, comparisons/)"]
         if self.run_id:
-            lines.append(f"  mlflow:   run {self.run_id} at {self.tracking_uri}")
+            lines.append(f"  mlflow:   run {self.run_id} at {redact_uri(self.tracking_uri)}")
         return "\n".join(lines)
 
 
@@ -216,8 +217,6 @@ def log_evaluate_run(cfg: EvaluateConfig, summary: EvaluateSummary, results: lis
                      artifacts: dict[str, bytes]) -> None:
     """One MLflow run: the config as params, per (dataset, task, method) means as metrics,
     the tables, results.md and the grids as artifacts."""
-    import yaml
-
     from pipelines.run_artifacts import collect_artifacts
     from pipelines.tracking import log_run
 
@@ -229,9 +228,8 @@ def log_evaluate_run(cfg: EvaluateConfig, summary: EvaluateSummary, results: lis
     metrics = {k: sum(v) / len(v) for k, v in sums.items()}
     metrics.update(results=summary.total_results, errors=summary.total_errors, grid=summary.grid,
                    seconds=summary.seconds, ray_startup_s=summary.ray_startup_s)
-    artifacts = {**collect_artifacts(cfg.output, cfg.storage, folders=("results", "errors")), **artifacts,
-                 "config.yaml": yaml.safe_dump(to_dict(cfg), sort_keys=False).encode()}
+    artifacts = {**collect_artifacts(cfg.output, cfg.storage, folders=("results", "errors")), **artifacts}
     logged = log_run(cfg.mlflow, f"{cfg.job}-{summary.config_hash[:8]}", to_dict(cfg), metrics, artifacts,
-                     tags={"config_hash": summary.config_hash, "job": cfg.job})
+                     tags={"config_hash": summary.config_hash, "job": cfg.job}, upload_config=True)
     if logged:
         summary.run_id, summary.tracking_uri = logged

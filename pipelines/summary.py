@@ -5,6 +5,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 
+from pipelines.redact import redact_uri
 from pipelines.sections import MlflowConfig, StorageConfig
 
 MEAN_COLUMNS = ("psnr", "ssim", "lq_psnr", "lq_ssim", "seconds", "nfe")
@@ -65,9 +66,9 @@ class JobSummary:
         if self.means:
             lines.append("  " + "  ".join(f"{k:>9}" for k in self.means))
             lines.append("  " + "  ".join(f"{v:9.4f}" for v in self.means.values()))
-        lines.append(f"  outputs:  {self.output}")
+        lines.append(f"  outputs:  {redact_uri(self.output)}")
         if self.run_id:
-            lines.append(f"  mlflow:   run {self.run_id} at {self.tracking_uri}")
+            lines.append(f"  mlflow:   run {self.run_id} at {redact_uri(self.tracking_uri)}")
         return "\n".join(lines)
 
 

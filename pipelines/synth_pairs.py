@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from operators.media import DEFAULT_MAX_PIXELS
 from pipelines.config import ConfigError, config_hash, to_dict
 from pipelines.registry_check import check_degradation
+from pipelines.redact import redact_uri
 from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
 from pipelines.summary import JobSummary
 
@@ -112,9 +113,9 @@ class PairsSummary(JobSummary):
         lines = [f"restoray {self.job}: {self.total_results} pairs, {self.total_errors} errors "
                  f"({self.done} new pairs, {self.errors} new errors, {self.skipped} already done), "
                  f"{self.seconds:.1f} s, {self.pairs_per_s:.2f} pairs/s (Ray startup {self.ray_startup_s:.1f} s apart)",
-                 f"  outputs:  {self.output}"]
+                 f"  outputs:  {redact_uri(self.output)}"]
         if self.run_id:
-            lines.append(f"  mlflow:   run {self.run_id} at {self.tracking_uri}")
+            lines.append(f"  mlflow:   run {self.run_id} at {redact_uri(self.tracking_uri)}")
         return "\n".join(lines)
 
 

@@ -5,7 +5,10 @@ import os
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from pipelines.config import flatten
+from pipelines.redact import redact_config
 from pipelines.sections import MlflowConfig
 
 DEFAULT_DB = "runs/mlflow.db"
@@ -35,15 +38,21 @@ def _experiment_id(mlflow, name: str, tracking_uri: str) -> str:
 
 def log_run(cfg: MlflowConfig, run_name: str, params: dict, metrics: dict[str, float],
             artifacts: dict[str, bytes], tags: dict[str, str] | None = None,
-            metric_series: dict[str, list[float]] | None = None) -> tuple[str, str] | None:
+            metric_series: dict[str, list[float]] | None = None,
+            upload_config: bool = False) -> tuple[str, str] | None:
     """Log one run; return (run_id, tracking_uri), or None when tracking is disabled.
 
     artifacts: {relative artifact path: bytes}. metric_series: {name: values by step}.
+    Params (and, with ``upload_config``, ``config.yaml`` made from them) are redacted:
+    URIs lose credentials and query strings (pipelines/redact.py).
     """
     if not cfg.enabled:
         return None
     import mlflow
 
+    params = redact_config(params)
+    if upload_config:
+        artifacts = {**artifacts, "config.yaml": yaml.safe_dump(params, sort_keys=False).encode()}
     uri = resolve_tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
     exp_id = _experiment_id(mlflow, cfg.experiment, uri)
