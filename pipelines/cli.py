@@ -57,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(yaml.safe_dump(redact_config(to_dict(cfg)), sort_keys=False), end="")
         return 0
-    summary = run(cfg)
+    try:
+        summary = run(cfg)
+    except FileNotFoundError as e:  # a missing input or reference, found while planning
+        print(f"restoray: {e}", file=sys.stderr)
+        return 2
     print(summary.table())
     return 0
 

@@ -124,10 +124,15 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                 if not isinstance(node[part], dict):
                     raise ConfigError(f"--set {key}: '{part}' is not a mapping")
             node = node[part]
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            detail = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({detail})") from None
         if isinstance(node, list):
-            node[_list_index(node, parts[-1], key)] = yaml.safe_load(raw)
+            node[_list_index(node, parts[-1], key)] = value
         else:
-            node[parts[-1]] = yaml.safe_load(raw)
+            node[parts[-1]] = value
     return data
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import fsspec
 
+from pipelines.redact import redact_uri
 from pipelines.sections import StorageConfig
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -75,7 +76,7 @@ def list_inputs(uri: str, storage: StorageConfig | None = None,
         root = posixpath.dirname(path)
         found = [path]
     else:
-        raise FileNotFoundError(f"input not found: {uri}")
+        raise FileNotFoundError(f"input not found: {redact_uri(uri)}")
     files = [InputFile(full_uri(fs, p), posixpath.relpath(p, root)) for p in found]
     return sorted(files, key=lambda f: f.relative_path)
 

@@ -58,3 +58,23 @@ def test_every_shipped_config_validates(capsys):
     for path in sorted((REPO / "configs").glob("*.yaml")):
         assert main(["run", str(path), "--dry-run"]) == 0, path
         assert yaml.safe_load(capsys.readouterr().out)["job"] == yaml.safe_load(path.read_text())["job"]
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("solver.nfe=[1, 2", "--set solver.nfe: value '[1, 2' is not valid YAML"),
+    ("input={a: b", "--set input: value '{a: b' is not valid YAML"),
+])
+def test_bad_set_yaml_exits_2_with_one_message(capsys, override, needle):
+    assert main(["run", str(REPO / "configs/quickstart.yaml"), "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_missing_input_exits_2_with_one_message(capsys, tmp_path):
+    missing = tmp_path / "no-such-folder"
+    code = main(["run", str(REPO / "configs/restore-images.yaml"), "--set", f"input={missing}",
+                 "--set", f"output={tmp_path / 'out'}", "--set", "mlflow.enabled=false"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"input not found: {missing}" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
