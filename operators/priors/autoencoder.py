@@ -91,10 +91,12 @@ class ConvAutoencoder(Codec):
         return self.decode(self.encode(x))
 
 
-def save_autoencoder(ae: ConvAutoencoder, path: str | Path, dtype: torch.dtype = torch.float32) -> None:
+def save_autoencoder(ae: ConvAutoencoder, path: str | Path, dtype: torch.dtype = torch.float32,
+                     extra: dict[str, str] | None = None) -> None:
+    """Weights as safetensors; metadata holds the JSON config plus ``extra`` strings."""
     from safetensors.torch import save_file
 
-    meta = {"format": "pt", "kind": "autoencoder", "config": ae.config.to_json()}
+    meta = {"format": "pt", "kind": "autoencoder", "config": ae.config.to_json(), **(extra or {})}
     state = {k: v.detach().to(dtype).contiguous().cpu() for k, v in ae.state_dict().items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata=meta)

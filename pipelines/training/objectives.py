@@ -57,7 +57,7 @@ class Objective:
     def save(self, model: torch.nn.Module, path: str, extra: dict | None = None) -> None:
         meta = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in (extra or {}).items()}
         if self.kind == "codec":
-            save_autoencoder(model, path)
+            save_autoencoder(model, path, dtype=torch.float16, extra=meta)
         else:
             if self.kind == "latent":
                 meta[METADATA_KEY] = self.latent.to_json()
