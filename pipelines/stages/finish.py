@@ -39,7 +39,7 @@ class FinishStage:
         try:
             restored, lq, hq = unpack(row["restored"]), unpack(row["lq"]), unpack(row["hq"])
             if hq is not None:
-                out["psnr"], out["ssim"] = quality(restored, hq)
+                out["psnr"], out["ssim"] = quality(restored, hq, resize=False)
                 out["lq_psnr"], out["lq_ssim"] = quality(lq, hq)
             stage = "write"
             rel = posixpath.splitext(str(row["relative_path"]))[0] + ".png"

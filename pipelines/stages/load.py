@@ -14,6 +14,7 @@ import torch
 from actors.columns import batch_to_rows, error_fields, no_error, pack, rows_to_batch
 from operators.degradations import build_degradation
 from operators.media import DEFAULT_MAX_PIXELS, decode_image
+from operators.metrics.quality import crop_reference
 from operators.seeding import make_generator
 from pipelines.sections import StorageConfig
 from pipelines.storage import read_bytes
@@ -62,7 +63,8 @@ class LoadStage:
                 if ref_uri:
                     stage = "reference"
                     ref = decode_image(read_bytes(str(ref_uri), self.storage), self.max_pixels).pixels
-                    out["hq"] = pack(ref)
+                    stage = "metrics"  # PSNR/SSIM need the reference at the restored size
+                    out["hq"] = pack(crop_reference(ref, op.input_shape(tuple(y.shape))[-2:], scale))
             out["lq"] = pack(y[0].permute(1, 2, 0).numpy())
             h, w = op.input_shape(tuple(y.shape))[-2:]
             out["height"], out["width"] = int(h), int(w)

@@ -1,0 +1,50 @@
+"""Stage `load` on single rows: reference matching (synthesize: false) and the mod-crop scale."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from actors.columns import unpack
+from operators.media import encode_png
+from operators.metrics.quality import crop_reference, quality
+from pipelines.stages.load import LoadStage
+
+
+def _png(path, h, w, seed=0):
+    img = np.random.default_rng(seed).random((h, w, 3)).astype(np.float32)
+    path.write_bytes(encode_png(img))
+    return str(path)
+
+
+def _row(src, ref=""):
+    return {"id": "r0", "source_uri": src, "relative_path": "a.png", "reference_uri": ref}
+
+
+def test_reference_one_pixel_larger_is_mod_cropped(tmp_path):
+    torch.set_num_threads(1)
+    lq = _png(tmp_path / "lq.png", 10, 12)
+    ref = _png(tmp_path / "ref.png", 43, 50, seed=1)  # x4 restore is 40x48: larger by 3 and 2 < 4
+    out = LoadStage({"name": "sr", "scale": 4}, False, 0).load_row(_row(lq, ref))
+    assert out["error_stage"] == "", out["error_message"]
+    assert (out["height"], out["width"]) == (40, 48)
+    assert unpack(out["hq"]).shape == (40, 48, 3)
+
+
+def test_reference_of_another_size_is_a_metrics_error_row(tmp_path):
+    lq = _png(tmp_path / "lq.png", 10, 12)
+    ref = _png(tmp_path / "ref.png", 44, 48, seed=1)  # 4 rows too many: not a mod-crop
+    out = LoadStage({"name": "sr", "scale": 4}, False, 0).load_row(_row(lq, ref))
+    assert out["error_stage"] == "metrics"
+    assert "44x48" in out["error_message"] and "40x48" in out["error_message"]
+
+
+def test_restored_quality_never_resamples():
+    ref = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    assert quality(ref, ref, resize=False)[1] == pytest.approx(1.0)  # equal sizes: compared as is
+    with pytest.raises(ValueError, match="reference"):
+        quality(ref[:12, :12], ref, resize=False)
+    assert quality(ref[::2, ::2], ref)[0] > 0  # LQ metrics still resize
+    np.testing.assert_array_equal(crop_reference(ref, (14, 15), scale=4), ref[:14, :15])
+    with pytest.raises(ValueError, match="16x16"):
+        crop_reference(ref, (14, 15), scale=2)
