@@ -34,6 +34,14 @@ class Compose(Degradation):
     def linear(self) -> bool:  # type: ignore[override]
         return all(op.linear for op in self.ops)
 
+    @property
+    def scale(self) -> int:
+        """The chain's total downscale: the product of its ops' ``scale`` (1 for ops without one)."""
+        total = 1
+        for op in self.ops:
+            total *= int(getattr(op, "scale", 1) or 1)
+        return total
+
     def params(self) -> dict[str, Any]:
         specs = []
         for op in self.ops:

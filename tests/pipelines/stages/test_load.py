@@ -48,3 +48,14 @@ def test_restored_quality_never_resamples():
     np.testing.assert_array_equal(crop_reference(ref, (14, 15), scale=4), ref[:14, :15])
     with pytest.raises(ValueError, match="16x16"):
         crop_reference(ref, (14, 15), scale=2)
+
+
+def test_compose_chain_on_an_odd_size_restores_in_load(tmp_path):
+    from operators.degradations import build_degradation
+
+    spec = {"name": "compose", "ops": [{"name": "blur"}, {"name": "sr", "scale": 4}]}
+    assert build_degradation(spec).scale == 4
+    src = _png(tmp_path / "odd.png", 97, 131)
+    out = LoadStage(spec, True, 0).load_row(_row(src))
+    assert out["error_stage"] == "", out["error_message"]
+    assert unpack(out["hq"]).shape == (96, 128, 3) and unpack(out["lq"]).shape == (24, 32, 3)
