@@ -26,6 +26,18 @@ def check_degradation(spec: dict, key: str = "degradation") -> None:
         raise ConfigError(f"config key '{key}': {e}") from None
 
 
+def check_concrete(spec: dict, key: str = "degradation") -> None:
+    """The degradation must need no random draw to bind (a given mask / kernel / chain): an LQ
+    file was made by one fixed operator, which restoring cannot invent."""
+    from operators.degradations import build_degradation
+
+    try:
+        build_degradation(dict(spec)).bind((1, 3, 64, 64), None)
+    except ValueError as e:
+        raise ConfigError(f"config key '{key}': with synthesize: false the degradation must be concrete "
+                          f"(give the mask / kernel / chain that made the LQ input); binding it {e}") from None
+
+
 def check_solver(spec: dict, key: str = "solver") -> None:
     from operators.solvers import SOLVERS, solver_config
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import posixpath
 import time
 from dataclasses import dataclass, field
 
 from operators.media import DEFAULT_MAX_PIXELS
 from operators.seeding import derive_seed
 from pipelines.config import ConfigError, config_hash, to_dict
-from pipelines.registry_check import check_degradation, check_prior, check_solver
+from pipelines.registry_check import check_concrete, check_degradation, check_prior, check_solver
 from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
 from pipelines.summary import JobSummary
 
@@ -45,6 +46,8 @@ class RestoreImagesConfig:
         check_degradation(self.degradation, "degradation")
         check_solver(self.solver, "solver")
         check_prior(self.prior, "prior")
+        if not self.synthesize:
+            check_concrete(self.degradation, "degradation")
         if self.reference and self.synthesize:
             raise ConfigError("config key 'reference' is only used with synthesize: false "
                               "(with synthesize: true the input itself is the reference)")
@@ -62,9 +65,7 @@ def plan_rows(cfg: RestoreImagesConfig, chash: str) -> tuple[list[dict], int]:
     from pipelines.tables import finished_ids
 
     files = list_inputs(resolve_input(cfg.input, cfg.output), cfg.storage)
-    refs = {}
-    if cfg.reference:
-        refs = {f.relative_path.rsplit(".", 1)[0]: f.uri for f in list_inputs(cfg.reference, cfg.storage)}
+    refs = match_references(files, list_inputs(cfg.reference, cfg.storage) if cfg.reference else [])
     done = finished_ids(cfg.output, chash, cfg.storage)
     rows = []
     for f in files:
@@ -72,8 +73,24 @@ def plan_rows(cfg: RestoreImagesConfig, chash: str) -> tuple[list[dict], int]:
         if rid in done:
             continue
         rows.append({"id": rid, "source_uri": f.uri, "relative_path": f.relative_path,
-                     "reference_uri": refs.get(f.relative_path.rsplit(".", 1)[0], "")})
+                     "reference_uri": refs.get(f.relative_path, "")})
     return rows, len(files) - len(rows)
+
+
+def match_references(files: list, refs: list) -> dict[str, str]:
+    """{input relative path: reference URI}: the reference with the same relative path, else
+    the one reference with the same stem (``lq/a.jpg`` -> ``a.png``) when exactly one has it."""
+    by_path = {r.relative_path: r.uri for r in refs}
+    by_stem: dict[str, list[str]] = {}
+    for r in refs:
+        by_stem.setdefault(posixpath.splitext(r.relative_path)[0], []).append(r.uri)
+    out = {}
+    for f in files:
+        same_stem = by_stem.get(posixpath.splitext(f.relative_path)[0], [])
+        uri = by_path.get(f.relative_path) or (same_stem[0] if len(same_stem) == 1 else "")
+        if uri:
+            out[f.relative_path] = uri
+    return out
 
 
 def run(cfg: RestoreImagesConfig) -> JobSummary:

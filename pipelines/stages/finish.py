@@ -1,11 +1,11 @@
-"""Stage `finish`: metrics against the reference, restored PNG and comparison grids written.
+"""Stage `finish`: metrics against the reference, restored PNG and comparison grids written
+to ``<output>/restored/<relative_path>.png`` and ``<output>/comparisons/<relative path, / -> __>.png``.
 
 Stateless (``map_batches``). Drops the pixel columns so only table columns reach the driver.
 """
 from __future__ import annotations
 
 import math
-import posixpath
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +17,13 @@ from pipelines.sections import StorageConfig
 from pipelines.storage import join, write_bytes_atomic
 
 PIXEL_COLUMNS = ("lq", "hq", "restored")
+
+
+def output_name(relative_path: str) -> str:
+    """``<relative_path>.png`` (``a.jpg`` -> ``a.jpg.png``, so a.jpg and a.png never collide);
+    a path already ending in .png is kept as is."""
+    rel = str(relative_path)
+    return rel if rel.lower().endswith(".png") else rel + ".png"
 
 
 @dataclass
@@ -42,7 +49,7 @@ class FinishStage:
                 out["psnr"], out["ssim"] = quality(restored, hq, resize=False)
                 out["lq_psnr"], out["lq_ssim"] = quality(lq, hq)
             stage = "write"
-            rel = posixpath.splitext(str(row["relative_path"]))[0] + ".png"
+            rel = output_name(str(row["relative_path"]))
             uri = join(self.output, "restored", rel)
             out["restored_uri"] = write_bytes_atomic(uri, encode_png(restored, bool(row.get("grey"))), self.storage)
             if str(row["id"]) in self.comparison_ids:

@@ -58,7 +58,7 @@ class LoadStage:
                 out["hq"] = pack(hq)
             else:
                 y = x
-                op = op.bind(tuple(op.input_shape(tuple(y.shape))), make_generator(self.seed, row["id"], "bind"))
+                op = op.bind(tuple(op.input_shape(tuple(y.shape))), None)  # concrete (validated): no draws
                 ref_uri = row.get("reference_uri") or ""
                 if ref_uri:
                     stage = "reference"

@@ -63,3 +63,21 @@ def test_hash_ignores_excluded_keys_and_flatten():
     assert config_hash(a) != config_hash(b)
     assert config_hash(a, ("ratio",)) == config_hash(b, ("ratio",))
     assert flatten({"a": {"b": 1, "c": [1]}, "d": None}) == {"a.b": 1, "a.c": "[1]", "d": None}
+
+
+def test_restore_without_synthesis_needs_a_concrete_degradation():
+    import pytest
+
+    from pipelines.config import ConfigError, from_dict
+    from pipelines.restore_images import RestoreImagesConfig
+
+    def cfg(deg):
+        return from_dict(RestoreImagesConfig, {"input": "x", "synthesize": False, "degradation": deg})
+
+    cfg({"name": "sr", "scale": 4}).validate()
+    cfg({"name": "blur", "kind": "gaussian", "sigma": 2.0}).validate()
+    for deg, word in (({"name": "inpaint"}, "mask"), ({"name": "blur", "kind": "motion"}, "motion kernel"),
+                      ({"name": "realesrgan", "scale": 4}, "chain")):
+        with pytest.raises(ConfigError, match=f"synthesize: false.*{word}"):
+            cfg(deg).validate()
+    from_dict(RestoreImagesConfig, {"input": "x", "degradation": {"name": "inpaint"}}).validate()  # synthesized: fine

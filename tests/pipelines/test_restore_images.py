@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 
 from pipelines.config import from_dict
 from pipelines.restore_images import RestoreImagesConfig, run
+from pipelines.stages.finish import output_name
 from tests.pipelines.conftest import make_valid_images
 
 MAX_PIXELS = 1_000_000  # the 1200x1000 "bomb" is over it
@@ -50,10 +51,10 @@ def test_job_outputs_errors_and_mlflow(ray_local, tmp_path, image_folder):
         assert np.isfinite(r["psnr"]) and np.isfinite(r["lq_psnr"]) and 0 < r["ssim"] <= 1
         assert r["width"] % 2 == 0 and r["height"] % 2 == 0  # mod-cropped for x2
         assert json.loads(r["degradation"])["name"] == "sr"
-        assert (out / "restored" / r["relative_path"]).with_suffix(".png").is_file()
+        assert (out / "restored" / output_name(r["relative_path"])).is_file()
     grey = next(r for r in results if r["relative_path"] == "sub/grey_odd.png")
     assert (grey["width"], grey["height"]) == (28, 36)
-    assert sorted(p.name for p in (out / "comparisons").glob("*.png")) == ["cmyk.png", "deep16.png"]
+    assert sorted(p.name for p in (out / "comparisons").glob("*.png")) == ["cmyk.jpg.png", "deep16.png"]
     assert summary.total_results == len(valid) and summary.total_errors == len(broken)
 
     import mlflow
