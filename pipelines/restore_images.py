@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from operators.media import DEFAULT_MAX_PIXELS
 from operators.seeding import derive_seed
 from pipelines.config import ConfigError, config_hash, to_dict
+from pipelines.prior_files import check_prior_files
 from pipelines.registry_check import check_concrete, check_degradation, check_prior, check_solver
 from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
 from pipelines.summary import JobSummary
@@ -46,6 +47,7 @@ class RestoreImagesConfig:
         check_degradation(self.degradation, "degradation")
         check_solver(self.solver, "solver")
         check_prior(self.prior, "prior")
+        check_prior_files(self.prior, "prior")
         if not self.synthesize:
             check_concrete(self.degradation, "degradation")
         if self.reference and self.synthesize:

@@ -78,3 +78,23 @@ def test_missing_input_exits_2_with_one_message(capsys, tmp_path):
     assert code == 2
     assert f"input not found: {missing}" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("prior.weights=/nonexistent.safetensors", "'prior': prior 'embedded' needs /nonexistent.safetensors, "
+                                               "which does not exist; train them with `restoray run"),
+    ("prior={name: diffusers, model: /no/such/sd-model}", "needs /no/such/sd-model, which does not exist; "
+                                                           "give an existing folder"),
+])
+def test_missing_prior_files_fail_at_config_time(capsys, override, needle):
+    assert main(["run", str(REPO / "configs/quickstart.yaml"), "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_hub_ids_are_not_checked_for_files():
+    from pipelines.prior_files import check_prior_files, prior_files
+
+    spec = {"name": "diffusers", "model": "google/ddpm-cat-256"}
+    assert prior_files(spec) == []
+    check_prior_files(spec)

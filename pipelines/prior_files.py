@@ -1,0 +1,94 @@
+"""The local files a prior spec reads: checked at config time, and hashed into resume ids.
+
+``prior_files`` resolves them the way the operators' loaders do (operators/priors/*.py);
+``check_prior_files`` turns a missing one into a ConfigError naming it and how to get it;
+``prior_digest`` is the sha256 (first 16 hex) of each weights file of an embedded prior.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from pipelines.config import ConfigError
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+HOW = {
+    "embedded": "train them with `restoray run configs/train-prior.yaml` (writes weights/<name>.safetensors) "
+                "or set weights=<path to a .safetensors file>",
+    "dncnn": "set weights=<path to dncnn_25.pth> (KAIR model zoo, grey, sigma 25)",
+    "diffusers": "give an existing folder in diffusers' save_pretrained layout, or a hub id (org/name)",
+    "prompt_embeds": "give a .safetensors file holding a tensor 'prompt_embeds' (1, L, D)",
+}
+
+
+def _is_local_path(model: str) -> bool:
+    """A diffusers ``model`` names a local folder when it starts like a path or exists;
+    ``org/name`` is a hub id."""
+    return model.startswith(("/", "./", "../", "~", "file://")) or os.path.exists(model)
+
+
+def prior_files(spec: dict) -> list[tuple[Path, str]]:
+    """[(path, kind)] a prior spec loads from disk, missing ones included; kind keys ``HOW``."""
+    from operators.priors.paths import shared_weights, shipped_weights
+
+    name = spec.get("name")
+    if name == "embedded":
+        from operators.priors.embedded import DEFAULT_GREY_WEIGHTS, DEFAULT_WEIGHTS
+
+        default = DEFAULT_GREY_WEIGHTS if spec.get("grey") else DEFAULT_WEIGHTS
+        return [(shipped_weights(spec.get("weights") or default), "embedded")]
+    if name == "embedded_latent":
+        from operators.priors.edm_unet import read_metadata
+        from operators.priors.embedded_latent import DEFAULT_WEIGHTS, latent_config_from_metadata
+
+        unet = shipped_weights(spec.get("weights") or DEFAULT_WEIGHTS)
+        files = [(unet, "embedded")]
+        codec = spec.get("codec_weights")
+        if codec is None and unet.is_file():
+            try:
+                codec = latent_config_from_metadata(read_metadata(unet), unet).codec
+            except ValueError:
+                codec = None  # not a latent prior file: the loader says so
+        return files + ([(shipped_weights(codec), "embedded")] if codec else [])
+    files = []
+    if name == "dncnn":
+        from operators.priors.dncnn import DEFAULT_WEIGHTS
+
+        files.append((Path(spec["weights"]) if spec.get("weights") else shared_weights(DEFAULT_WEIGHTS), "dncnn"))
+    if name == "diffusers":
+        model = str(spec.get("model") or "")
+        if model and _is_local_path(model):
+            files.append((Path(os.path.expanduser(model.removeprefix("file://"))), "diffusers"))
+        if spec.get("prompt_embeds"):
+            files.append((Path(spec["prompt_embeds"]), "prompt_embeds"))
+    return files
+
+
+def check_prior_files(spec: dict, key: str = "prior") -> None:
+    """ConfigError for the first file the prior would read that is not there."""
+    for path, kind in prior_files(spec):
+        if not path.exists():
+            raise ConfigError(f"config key '{key}': prior {spec.get('name')!r} needs {path}, which does not "
+                              f"exist; {HOW[kind]}")
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, first 16 hex; cached per (path, size, mtime)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()[:16]
+    return _DIGESTS[key]
+
+
+def prior_digest(spec: dict) -> dict[str, str]:
+    """{file name: digest} of the weights files of an embedded prior ({} for other priors, or
+    files that are missing): changes when the weights are retrained."""
+    if spec.get("name") not in ("embedded", "embedded_latent"):
+        return {}
+    return {p.name: file_digest(p) for p, _ in prior_files(spec) if p.is_file()}
