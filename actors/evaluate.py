@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from actors.columns import batch_to_rows, error_fields, rows_to_batch, unpack
+from actors.runtime import hwc_to_nchw, nchw_to_hwc, setup_device, timed_solve
 from operators.baselines import baseline_config, get_baseline
 from operators.degradations import build_degradation
 from operators.media import encode_png
 from operators.metrics.quality import quality
 from operators.priors import Prior, build_prior
-from operators.seeding import make_generator
 from operators.solvers import get_solver, solver_config
 
 PIXEL_COLUMNS = ("lq", "hq")
@@ -34,11 +34,7 @@ class EvaluateActor:
 
     def __init__(self, seed: int, device: str = "auto", torch_threads: int | None = None,
                  comparison_images: tuple[str, ...] = ()):
-        if torch_threads:
-            torch.set_num_threads(torch_threads)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = setup_device(device, torch_threads)
         self.seed = seed
         self.comparison_images = set(comparison_images)
         self.priors: dict[str, Prior] = {}
@@ -65,12 +61,8 @@ class EvaluateActor:
         options = dict(spec["solver"])
         name = options.pop("name")
         prior = self.prior(spec["prior"])
-        solve, cfg = get_solver(name), solver_config(name, **options)
-        gen = make_generator(self.seed, str(row["id"]), "solve", device=self.device)
-        t0 = time.perf_counter()
-        with torch.no_grad():  # solvers that need gradients enable them themselves
-            result = solve(y, op, prior, nfe=int(spec["nfe"]), generator=gen, config=cfg)
-        return result.x, int(result.nfe), int(result.nfe_backward), time.perf_counter() - t0
+        return timed_solve(get_solver(name), y, op, prior, int(spec["nfe"]), solver_config(name, **options),
+                           self.seed, str(row["id"]))
 
     def evaluate_row(self, row: dict) -> dict:
         out = {k: v for k, v in row.items() if k not in PIXEL_COLUMNS}
@@ -80,10 +72,10 @@ class EvaluateActor:
             return out
         try:
             lq, hq = unpack(row["lq"]), unpack(row["hq"])
-            y = torch.from_numpy(lq.transpose(2, 0, 1).copy())[None].to(self.device)
+            y = hwc_to_nchw(lq, self.device)
             spec = json.loads(str(row["method_spec"]))
             x, out["nfe"], out["nfe_backward"], out["seconds"] = self.restore(row, spec, y)
-            restored = x[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+            restored = nchw_to_hwc(x)
             out["psnr"], out["ssim"] = quality(restored, hq)
             out["lq_psnr"], out["lq_ssim"] = quality(np.clip(lq, 0, 1), hq)
             if str(row["image_id"]) in self.comparison_images:

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
-import torch
 
 from actors.columns import batch_to_rows, error_fields, pack, rows_to_batch, unpack
+from actors.runtime import hwc_to_nchw, nchw_to_hwc, setup_device, timed_solve
 from operators.degradations import build_degradation
 from operators.priors import build_prior
-from operators.seeding import make_generator
 from operators.solvers import get_solver, solver_config
 
 
@@ -23,11 +21,7 @@ class RestoreActor:
 
     def __init__(self, solver: dict, prior: dict, seed: int, device: str = "auto",
                  torch_threads: int | None = None):
-        if torch_threads:
-            torch.set_num_threads(torch_threads)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = setup_device(device, torch_threads)
         spec = dict(solver)
         self.solver_name = spec.pop("name")
         self.nfe = int(spec.pop("nfe", 20))
@@ -46,15 +40,11 @@ class RestoreActor:
         if row.get("error_stage"):
             return out
         try:
-            y = torch.from_numpy(unpack(row["lq"]).transpose(2, 0, 1).copy())[None].to(self.device)
-            op = build_degradation(json.loads(row["degradation"]))
-            gen = make_generator(self.seed, row["id"], "solve", device=self.device)
-            t0 = time.perf_counter()
-            with torch.no_grad():  # solvers that need gradients enable them themselves
-                result = self.solve(y, op, self.prior, nfe=self.nfe, generator=gen, config=self.config)
-            out["seconds"] = time.perf_counter() - t0
-            out["restored"] = pack(result.x[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy())
-            out["nfe"], out["nfe_backward"] = int(result.nfe), int(result.nfe_backward)
+            y = hwc_to_nchw(unpack(row["lq"]), self.device)
+            op = build_degradation(json.loads(str(row["degradation"])))
+            x, out["nfe"], out["nfe_backward"], out["seconds"] = timed_solve(
+                self.solve, y, op, self.prior, self.nfe, self.config, self.seed, str(row["id"]))
+            out["restored"] = pack(nchw_to_hwc(x))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
             out.update(error_fields("restore", exc))
         return out

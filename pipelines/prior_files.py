@@ -40,7 +40,10 @@ def prior_files(spec: dict) -> list[tuple[Path, str]]:
         return [(shipped_weights(spec.get("weights") or default), "embedded")]
     if name == "embedded_latent":
         from operators.priors.edm_unet import read_metadata
-        from operators.priors.embedded_latent import DEFAULT_WEIGHTS, latent_config_from_metadata
+        from operators.priors.embedded_latent import (
+            DEFAULT_WEIGHTS,
+            latent_config_from_metadata,
+        )
 
         unet = shipped_weights(spec.get("weights") or DEFAULT_WEIGHTS)
         files = [(unet, "embedded")]

@@ -15,7 +15,12 @@ from operators.media import DEFAULT_MAX_PIXELS
 from operators.seeding import derive_seed
 from pipelines.config import ConfigError, config_hash, to_dict
 from pipelines.prior_files import check_prior_files
-from pipelines.registry_check import check_concrete, check_degradation, check_prior, check_solver
+from pipelines.registry_check import (
+    check_concrete,
+    check_degradation,
+    check_prior,
+    check_solver,
+)
 from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
 from pipelines.summary import JobSummary
 

@@ -31,10 +31,13 @@ class Noise:
 
     def __call__(self, y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if self.peak is not None:
-            lam = (y.clamp(min=0) * self.peak).double()
-            y = (torch.poisson(lam, generator=generator) / self.peak).to(y.dtype)
+            # drawn on the generator's device (CPU generators give the same draws for CUDA y)
+            dev = generator.device if generator is not None else y.device
+            lam = (y.clamp(min=0) * self.peak).double().to(dev)
+            y = (torch.poisson(lam, generator=generator) / self.peak).to(device=y.device, dtype=y.dtype)
         if self.sigma > 0:
-            eps = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+            dev = generator.device if generator is not None else y.device
+            eps = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=dev).to(y.device)
             y = y + self.sigma * eps
         return y
 

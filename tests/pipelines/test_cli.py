@@ -81,10 +81,10 @@ def test_missing_input_exits_2_with_one_message(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("override, needle", [
-    ("prior.weights=/nonexistent.safetensors", "'prior': prior 'embedded' needs /nonexistent.safetensors, "
-                                               "which does not exist; train them with `restoray run"),
-    ("prior={name: diffusers, model: /no/such/sd-model}", "needs /no/such/sd-model, which does not exist; "
-                                                           "give an existing folder"),
+    ("prior.weights=/nonexistent.safetensors",
+     "'prior': prior 'embedded' needs /nonexistent.safetensors, which does not exist; train them with `restoray"),
+    ("prior={name: diffusers, model: /no/such/sd-model}",
+     "needs /no/such/sd-model, which does not exist; give an existing folder"),
 ])
 def test_missing_prior_files_fail_at_config_time(capsys, override, needle):
     assert main(["run", str(REPO / "configs/quickstart.yaml"), "--set", override]) == 2

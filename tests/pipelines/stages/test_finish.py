@@ -30,8 +30,8 @@ def test_same_stem_inputs_do_not_collide(tmp_path):
 
 
 def test_reference_matches_path_then_unique_stem():
-    f = lambda rel: InputFile(f"/in/{rel}", rel)  # noqa: E731
-    r = lambda rel: InputFile(f"/ref/{rel}", rel)  # noqa: E731
+    f = lambda rel: InputFile(f"/in/{rel}", rel)
+    r = lambda rel: InputFile(f"/ref/{rel}", rel)
     files = [f("a.jpg"), f("a.png"), f("b.jpg"), f("c.jpg")]
     refs = [r("a.png"), r("a.tif"), r("b.png")]
     assert match_references(files, refs) == {"a.png": "/ref/a.png", "b.jpg": "/ref/b.png"}

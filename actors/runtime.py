@@ -1,0 +1,44 @@
+"""What the actors share: device choice, torch threads, HWC -> NCHW, and one timed, seeded solve.
+
+Generators are always CPU generators, so a row's draws are the same on CPU and CUDA
+(solvers draw through operators/solvers/common.randn_like on the generator's device and
+move the noise to the image's device).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from operators.seeding import make_generator
+
+
+def setup_device(device: str = "auto", torch_threads: int | None = None) -> torch.device:
+    """Set torch's intra-op threads (when given) and resolve ``auto`` to cuda or cpu."""
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def hwc_to_nchw(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H, W, C) float32 -> (1, C, H, W) on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].to(device)
+
+
+def nchw_to_hwc(x: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) -> (H, W, C) float32 numpy in [0, 1] (clamped)."""
+    return x[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def timed_solve(solve, y: torch.Tensor, op, prior, nfe: int, config, seed: int,
+                row_id: str) -> tuple[torch.Tensor, int, int, float]:
+    """Run ``solve`` with a CPU generator seeded by (seed, row_id, "solve");
+    return (x (1, C, H, W), nfe, nfe_backward, seconds)."""
+    gen = make_generator(seed, str(row_id), "solve")  # CPU: same draws on any device
+    t0 = time.perf_counter()
+    with torch.no_grad():  # solvers that need gradients enable them themselves
+        result = solve(y, op, prior, nfe=int(nfe), generator=gen, config=config)
+    return result.x, int(result.nfe), int(result.nfe_backward), time.perf_counter() - t0

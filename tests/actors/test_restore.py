@@ -1,0 +1,55 @@
+"""RestoreActor on numpy batches (no Ray): a normal row, a row arriving with an error, a failure."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from actors.columns import batch_to_rows, no_error, pack, rows_to_batch, unpack
+from actors.restore import RestoreActor
+from actors.runtime import hwc_to_nchw, timed_solve
+from operators.degradations import build_degradation
+from operators.priors import build_prior
+from operators.solvers import get_solver, solver_config
+
+DEG = {"name": "denoise", "noise_sigma": 0.1}
+
+
+def _row(rid: str, lq: np.ndarray, **kw) -> dict:
+    return {"id": rid, "source_uri": f"/in/{rid}.png", "relative_path": f"{rid}.png", "lq": pack(lq),
+            "degradation": json.dumps(DEG), **no_error(), **kw}
+
+
+def _actor() -> RestoreActor:
+    return RestoreActor({"name": "diffpir", "nfe": 3}, {"name": "gaussian", "s2": 0.05, "mean": 0.5}, seed=7,
+                        device="cpu", torch_threads=1)
+
+
+def test_rows_restore_pass_errors_through_and_fail_into_error_rows():
+    lq = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    bad = _row("bad", lq)
+    bad["degradation"] = json.dumps({"name": "inpaint"})  # no mask: the solve cannot bind it
+    batch = rows_to_batch([_row("ok", lq), _row("late", lq, error_stage="decode", error_type="MediaError",
+                                                error_message="truncated"), bad])
+    ok, late, failed = batch_to_rows(_actor()(batch))
+    assert ok["error_stage"] == "" and ok["solver"] == "diffpir" and ok["prior"] == "gaussian"
+    restored = unpack(ok["restored"])
+    assert restored.shape == (16, 16, 3) and 0 <= restored.min() and restored.max() <= 1
+    assert int(ok["nfe"]) == 3 and float(ok["seconds"]) > 0
+    assert (late["error_stage"], late["error_message"], len(late["restored"])) == ("decode", "truncated", 0)
+    assert failed["error_stage"] == "restore" and "mask" in failed["error_message"]
+
+
+def test_restore_is_seeded_by_row_with_a_cpu_generator():
+    lq = np.random.default_rng(1).random((16, 16, 3)).astype(np.float32)
+    actor = _actor()
+    a = unpack(actor.restore_row(_row("same", lq))["restored"])
+    np.testing.assert_array_equal(a, unpack(actor.restore_row(_row("same", lq))["restored"]))
+    assert not np.array_equal(a, unpack(actor.restore_row(_row("other", lq))["restored"]))
+    prior = build_prior({"name": "gaussian", "s2": 0.05, "mean": 0.5})
+    x, _, _, _ = timed_solve(get_solver("diffpir"), hwc_to_nchw(lq), build_degradation(DEG), prior, 3,
+                               solver_config("diffpir"), 7, "same")
+    np.testing.assert_allclose(x[0].clamp(0, 1).permute(1, 2, 0).numpy(), a, atol=1e-6)
+    torch.manual_seed(0)  # the global RNG plays no part
+    np.testing.assert_array_equal(a, unpack(actor.restore_row(_row("same", lq))["restored"]))
