@@ -159,9 +159,12 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def config_hash(cfg: Any, exclude: tuple[str, ...] = ()) -> str:
-    """A short stable hash of the config keys that change results (``exclude`` the rest)."""
+def config_hash(cfg: Any, exclude: tuple[str, ...] = (), extra: dict | None = None) -> str:
+    """A short stable hash of the config keys that change results (``exclude`` the rest), plus
+    ``extra`` (what the config names but does not hold, e.g. a weights file's digest) when given."""
     d = {k: v for k, v in to_dict(cfg).items() if k not in exclude}
+    if extra:
+        d["__extra__"] = extra
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

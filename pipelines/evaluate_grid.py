@@ -157,8 +157,13 @@ def image_id(source_uri: str) -> str:
     return f"{derive_seed(0, source_uri, 0):016x}"
 
 
-def grid_row_id(seed: int, source_uri: str, crop: int | None, mod: int, degradation: dict, method: dict) -> str:
+def grid_row_id(seed: int, source_uri: str, crop: int | None, mod: int, degradation: dict, method: dict,
+                weights: dict | None = None) -> str:
+    """Stable id of a grid row; ``weights`` ({file: digest} of the method's prior, when it has
+    weight files) makes retrained weights new rows."""
     parts = (json.dumps(degradation, sort_keys=True), json.dumps(method, sort_keys=True))
+    if weights:
+        parts += (json.dumps(weights, sort_keys=True),)
     return f"{derive_seed(seed, source_uri, crop, mod, *parts):016x}"
 
 
@@ -166,6 +171,7 @@ def plan_grid(datasets, tasks, methods, seed: int, mod: int, output: str, storag
     """(all grid rows in order: dataset, image, task, method; the skipped (task, method) pairs
     with their reasons). Rows are not filtered for resume here."""
     from pipelines.inputs import resolve_input
+    from pipelines.prior_files import prior_digest
     from pipelines.storage import list_inputs
 
     skipped, pairs = [], []
@@ -182,7 +188,8 @@ def plan_grid(datasets, tasks, methods, seed: int, mod: int, output: str, storag
         for f in files:
             for t, m in pairs:
                 spec = m.effective(t.name)
-                rows.append({"id": grid_row_id(seed, f.uri, d.crop, mod, t.degradation, spec),
+                weights = prior_digest(spec["prior"]) if spec["kind"] == "solver" else None
+                rows.append({"id": grid_row_id(seed, f.uri, d.crop, mod, t.degradation, spec, weights),
                              "image_id": image_id(f.uri), "dataset": d.name, "source_uri": f.uri,
                              "relative_path": f.relative_path, "crop": -1 if d.crop is None else int(d.crop),
                              "task": t.name,

@@ -60,6 +60,14 @@ class RestoreImagesConfig:
                               "(with synthesize: true the input itself is the reference)")
 
 
+def result_hash(cfg: RestoreImagesConfig) -> str:
+    """The config hash rows are recorded (and resumed) under: the result-changing keys and the
+    digest of the prior's weights file(s), so retrained weights are not taken for done."""
+    from pipelines.prior_files import prior_digest
+
+    return config_hash(cfg, RESULT_EXCLUDE, extra={"prior_weights": prior_digest(cfg.prior)})
+
+
 def row_id(source_uri: str) -> str:
     """Stable id of an image row: a hash of its source URI (frame/window 0)."""
     return f"{derive_seed(0, source_uri, 0):016x}"
@@ -109,7 +117,7 @@ def run(cfg: RestoreImagesConfig) -> JobSummary:
     from pipelines.stages.load import LoadStage
     from pipelines.tables import write_shard
 
-    chash = config_hash(cfg, RESULT_EXCLUDE)
+    chash = result_hash(cfg)
     rows, skipped = plan_rows(cfg, chash)
     summary = JobSummary(job=cfg.job, output=cfg.output, config_hash=chash, skipped=skipped, planned=len(rows))
     t0 = time.perf_counter()

@@ -1,0 +1,39 @@
+"""Prior weights files: their digest is part of restore's config hash and evaluate's row ids."""
+from __future__ import annotations
+
+import numpy as np
+
+from operators.media import encode_png
+from pipelines.config import from_dict
+from pipelines.evaluate_grid import DatasetConfig, MethodConfig, TaskConfig, plan_grid
+from pipelines.prior_files import file_digest, prior_digest, prior_files
+from pipelines.restore_images import RestoreImagesConfig, result_hash
+
+
+def test_digest_is_sha256_prefix_and_follows_the_file(tmp_path):
+    import hashlib
+
+    w = tmp_path / "w.safetensors"
+    w.write_bytes(b"one")
+    assert file_digest(w) == hashlib.sha256(b"one").hexdigest()[:16]
+    spec = {"name": "embedded", "weights": str(w)}
+    assert prior_files(spec) == [(w, "embedded")]
+    assert prior_digest(spec) == {"w.safetensors": hashlib.sha256(b"one").hexdigest()[:16]}
+    assert prior_digest({"name": "gaussian"}) == {}
+
+
+def test_changing_the_weights_changes_restore_hash_and_evaluate_ids(tmp_path):
+    w = tmp_path / "w.safetensors"
+    w.write_bytes(b"first weights")
+    prior = {"name": "embedded", "weights": str(w)}
+    cfg = from_dict(RestoreImagesConfig, {"input": str(tmp_path), "prior": prior})
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(encode_png(np.zeros((8, 8, 3), np.float32)))
+    grid = lambda: plan_grid(  # noqa: E731
+        [DatasetConfig("d", str(tmp_path / "img"))], [TaskConfig("denoise", {"name": "denoise", "noise_sigma": 0.1})],
+        [MethodConfig("m", "solver", solver={"name": "diffpir"}, prior=prior, nfe=3)], 0, 8, str(tmp_path), None)[0]
+    before, ids_before = result_hash(cfg), [r["id"] for r in grid()]
+    assert result_hash(cfg) == before  # stable
+    w.write_bytes(b"retrained weights")
+    assert result_hash(cfg) != before
+    assert [r["id"] for r in grid()] != ids_before
