@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from operators.media import DEFAULT_MAX_PIXELS
 from pipelines.config import ConfigError, config_hash, to_dict
 from pipelines.evaluate_grid import DatasetConfig, MethodConfig, TaskConfig
-from pipelines.registry_check import check_degradation
 from pipelines.redact import redact_uri
+from pipelines.registry_check import check_degradation
 from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
 from pipelines.summary import JobSummary
 
+ERROR_EXTRA = ("dataset", "task", "method")  # error-table columns besides pipelines.tables.ERROR_COLUMNS
 HASH_EXCLUDE = ("output", "ray", "storage", "mlflow", "flush_rows", "comparisons", "max_pixels")
 
 
@@ -139,32 +140,16 @@ def comparison_images(grid: list[dict], n: int) -> set[str]:
 
 def stream_rows(ds, cfg: EvaluateConfig, chash: str, summary: EvaluateSummary, panels: dict) -> None:
     """Iterate on the driver; flush result and error shards; keep comparison PNGs."""
-    from actors.columns import batch_to_rows
-    from pipelines.tables import write_shard
+    from pipelines.streaming import stream_to_tables
 
-    buffers: dict[str, list[dict]] = {"results": [], "errors": []}
+    def keep_panel(row: dict) -> None:
+        if len(row["restored_png"]):
+            p = panels.setdefault((str(row["dataset"]), str(row["relative_path"]), str(row["task"])),
+                                  {"lq": bytes(row["lq_png"]), "hq": bytes(row["hq_png"]), "methods": {}})
+            p["methods"][str(row["method"])] = bytes(row["restored_png"])
 
-    def flush(force: bool = False) -> None:
-        for name, buf in buffers.items():
-            if buf and (force or len(buf) >= cfg.flush_rows):
-                write_shard(cfg.output, name, buf, cfg.storage)
-                buf.clear()
-
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        for row in batch_to_rows(batch):
-            if row["error_stage"]:
-                buffers["errors"].append(error_row(row, chash))
-                summary.errors += 1
-                continue
-            buffers["results"].append(result_row(row, cfg.seed, chash))
-            summary.done += 1
-            if len(row["restored_png"]):
-                p = panels.setdefault((str(row["dataset"]), str(row["relative_path"]), str(row["task"])),
-                                      {"lq": bytes(row["lq_png"]), "hq": bytes(row["hq_png"]), "methods": {}})
-                p["methods"][str(row["method"])] = bytes(row["restored_png"])
-        flush()
-        summary.progress()
-    flush(force=True)
+    stream_to_tables(ds, cfg.output, cfg.storage, cfg.flush_rows, summary, chash,
+                     lambda row: result_row(row, cfg.seed, chash), error_extra=ERROR_EXTRA, on_result=keep_panel)
 
 
 def result_row(row: dict, seed: int, chash: str) -> dict:
@@ -177,13 +162,6 @@ def result_row(row: dict, seed: int, chash: str) -> dict:
             "degradation": str(row["task_spec"]), **{k: num(k) for k in ("psnr", "ssim", "lq_psnr", "lq_ssim")},
             "nfe": int(row["nfe"]), "nfe_backward": int(row["nfe_backward"]), "seconds": num("seconds"),
             "seed": int(seed), "config_hash": chash}
-
-
-def error_row(row: dict, chash: str) -> dict:
-    return {"id": str(row["id"]), "source_uri": str(row["source_uri"]), "relative_path": str(row["relative_path"]),
-            "dataset": str(row["dataset"]), "task": str(row["task"]), "method": str(row["method"]),
-            "stage": str(row["error_stage"]), "error_type": str(row["error_type"]),
-            "message": str(row["error_message"]), "config_hash": chash}
 
 
 def finish(cfg: EvaluateConfig, summary: EvaluateSummary, grid_ids: set[str], skipped: list[dict],
@@ -218,7 +196,7 @@ def log_evaluate_run(cfg: EvaluateConfig, summary: EvaluateSummary, results: lis
     """One MLflow run: the config as params, per (dataset, task, method) means as metrics,
     the tables, results.md and the grids as artifacts."""
     from pipelines.run_artifacts import collect_artifacts
-    from pipelines.tracking import log_run
+    from pipelines.tracking import log_job_run
 
     sums: dict[str, list[float]] = {}
     for r in results:
@@ -229,7 +207,4 @@ def log_evaluate_run(cfg: EvaluateConfig, summary: EvaluateSummary, results: lis
     metrics.update(results=summary.total_results, errors=summary.total_errors, grid=summary.grid,
                    seconds=summary.seconds, ray_startup_s=summary.ray_startup_s)
     artifacts = {**collect_artifacts(cfg.output, cfg.storage, folders=("results", "errors")), **artifacts}
-    logged = log_run(cfg.mlflow, f"{cfg.job}-{summary.config_hash[:8]}", to_dict(cfg), metrics, artifacts,
-                     tags={"config_hash": summary.config_hash, "job": cfg.job}, upload_config=True)
-    if logged:
-        summary.run_id, summary.tracking_uri = logged
+    log_job_run(summary, cfg.mlflow, to_dict(cfg), metrics, artifacts, upload_config=True)

@@ -15,6 +15,7 @@ from typing import Literal
 
 from operators.seeding import derive_seed
 from pipelines.config import ConfigError
+from pipelines.tables import image_id
 
 PIXEL_ONLY = ("dps", "ddnm", "diffpir", "pnp_ula")  # solvers that call require_pixel
 PRIOR_SPACE = {"embedded": "pixel", "gaussian": "pixel", "dncnn": "pixel", "embedded_latent": "latent"}
@@ -151,10 +152,6 @@ def local_paths(spec: dict) -> dict:
     if isinstance(f, str) and "://" not in f and not os.path.isabs(f):
         return {**spec, "kernel_file": os.path.abspath(f)}
     return dict(spec)
-
-
-def image_id(source_uri: str) -> str:
-    return f"{derive_seed(0, source_uri, 0):016x}"
 
 
 def grid_row_id(seed: int, source_uri: str, crop: int | None, mod: int, degradation: dict, method: dict,

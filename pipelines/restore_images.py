@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 
 from operators.media import DEFAULT_MAX_PIXELS
-from operators.seeding import derive_seed
 from pipelines.config import ConfigError, config_hash, to_dict
 from pipelines.prior_files import check_prior_files
 from pipelines.registry_check import (
@@ -68,23 +67,18 @@ def result_hash(cfg: RestoreImagesConfig) -> str:
     return config_hash(cfg, RESULT_EXCLUDE, extra={"prior_weights": prior_digest(cfg.prior)})
 
 
-def row_id(source_uri: str) -> str:
-    """Stable id of an image row: a hash of its source URI (frame/window 0)."""
-    return f"{derive_seed(0, source_uri, 0):016x}"
-
-
 def plan_rows(cfg: RestoreImagesConfig, chash: str) -> tuple[list[dict], int]:
     """Input rows still to do (resume skips finished ids), and how many were already done."""
     from pipelines.inputs import resolve_input
     from pipelines.storage import list_inputs
-    from pipelines.tables import finished_ids
+    from pipelines.tables import finished_ids, image_id
 
     files = list_inputs(resolve_input(cfg.input, cfg.output), cfg.storage)
     refs = match_references(files, list_inputs(cfg.reference, cfg.storage) if cfg.reference else [])
     done = finished_ids(cfg.output, chash, cfg.storage)
     rows = []
     for f in files:
-        rid = row_id(f.uri)
+        rid = image_id(f.uri)
         if rid in done:
             continue
         rows.append({"id": rid, "source_uri": f.uri, "relative_path": f.relative_path,
@@ -115,7 +109,7 @@ def run(cfg: RestoreImagesConfig) -> JobSummary:
     from pipelines.ray_runtime import actor_pool_args, init_ray
     from pipelines.stages.finish import FinishStage
     from pipelines.stages.load import LoadStage
-    from pipelines.tables import write_shard
+    from pipelines.streaming import stream_to_tables
 
     chash = result_hash(cfg)
     rows, skipped = plan_rows(cfg, chash)
@@ -133,49 +127,20 @@ def run(cfg: RestoreImagesConfig) -> JobSummary:
             "device": "cuda" if cfg.ray.num_gpus else "cpu", "torch_threads": cfg.ray.torch_threads},
             **actor_pool_args(cfg.ray))
         ds = ds.map_batches(FinishStage(cfg.output, chash, compare, cfg.storage), batch_size=cfg.ray.batch_size)
-        stream_tables(ds, cfg, chash, summary, write_shard)
+        stream_to_tables(ds, cfg.output, cfg.storage, cfg.flush_rows, summary, chash,
+                         lambda row: result_row(row, cfg, chash))
     summary.seconds = time.perf_counter() - t0
     summary.finalize_from_tables(cfg.storage)
     summary.log_mlflow(cfg.mlflow, to_dict(cfg), cfg.storage)
     return summary
 
 
-def stream_tables(ds, cfg: RestoreImagesConfig, chash: str, summary: JobSummary, write_shard) -> None:
-    """Iterate the dataset on the driver; flush result and error rows as Parquet shards."""
-    results, errors = [], []
-
-    def flush(force: bool = False):
-        for name, buf in (("results", results), ("errors", errors)):
-            if buf and (force or len(buf) >= cfg.flush_rows):
-                write_shard(cfg.output, name, buf, cfg.storage)
-                buf.clear()
-
-    for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
-        for row in batch.to_dict("records"):
-            if row.get("error_stage"):
-                errors.append(error_row(row, chash))
-                summary.errors += 1
-            else:
-                results.append(result_row(row, cfg, chash))
-                summary.done += 1
-        flush()
-        summary.progress()
-    flush(force=True)
-
-
 def result_row(row: dict, cfg: RestoreImagesConfig, chash: str) -> dict:
-    return {"id": row["id"], "source_uri": row["source_uri"], "relative_path": row["relative_path"],
-            "width": int(row["width"]), "height": int(row["height"]), "degradation": row["degradation"],
-            "solver": row["solver"], "prior": row["prior"], "nfe": int(row["nfe"]),
+    text = {k: str(row[k]) for k in ("id", "source_uri", "relative_path", "degradation", "solver", "prior")}
+    return {**text, "width": int(row["width"]), "height": int(row["height"]), "nfe": int(row["nfe"]),
             "nfe_backward": int(row["nfe_backward"]), "seed": cfg.seed, "config_hash": chash,
             "seconds": float(row["seconds"]), **{k: _nullable(row[k]) for k in ("psnr", "ssim", "lq_psnr", "lq_ssim")},
-            "restored_uri": row["restored_uri"], "solver_config": json.dumps(cfg.solver, sort_keys=True)}
-
-
-def error_row(row: dict, chash: str) -> dict:
-    return {"id": row["id"], "source_uri": row["source_uri"], "relative_path": row["relative_path"],
-            "stage": row["error_stage"], "error_type": row["error_type"], "message": row["error_message"],
-            "config_hash": chash}
+            "restored_uri": str(row["restored_uri"]), "solver_config": json.dumps(cfg.solver, sort_keys=True)}
 
 
 def _nullable(v) -> float | None:

@@ -50,15 +50,11 @@ class JobSummary:
 
     def log_mlflow(self, cfg: MlflowConfig, params: dict, storage: StorageConfig) -> None:
         from pipelines.run_artifacts import collect_artifacts
-        from pipelines.tracking import log_run
+        from pipelines.tracking import log_job_run
 
         metrics = {f"mean_{k}": v for k, v in self.means.items()}
         metrics.update(results=self.total_results, errors=self.total_errors, seconds=self.seconds)
-        logged = log_run(cfg, f"{self.job}-{self.config_hash[:8]}", params, metrics,
-                         collect_artifacts(self.output, storage), tags={"config_hash": self.config_hash,
-                                                                        "job": self.job})
-        if logged:
-            self.run_id, self.tracking_uri = logged
+        log_job_run(self, cfg, params, metrics, collect_artifacts(self.output, storage))
 
     def table(self) -> str:
         lines = [f"restoray {self.job}: {self.total_results} results, {self.total_errors} errors "

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 
 from operators.media import DEFAULT_MAX_PIXELS
 from pipelines.config import ConfigError, config_hash, to_dict
-from pipelines.registry_check import check_degradation
 from pipelines.redact import redact_uri
+from pipelines.registry_check import check_degradation
 from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
 from pipelines.summary import JobSummary
 
 log = logging.getLogger(__name__)
 # keys that do not change any row's bytes (limit_images only changes which files are planned)
-HASH_EXCLUDE = ("output", "ray", "storage", "mlflow", "shard_rows", "limit_images", "comparisons")
+HASH_EXCLUDE = ("output", "ray", "storage", "mlflow", "shard_rows", "limit_images", "comparisons", "max_pixels")
 TABLES = ("pairs", "errors")
 
 
@@ -98,16 +98,13 @@ class PairsSummary(JobSummary):
 
     def log_pairs_run(self, cfg: MlflowConfig, params: dict, storage: StorageConfig, grids: dict[str, bytes]) -> None:
         from pipelines.run_artifacts import collect_artifacts
-        from pipelines.tracking import log_run
+        from pipelines.tracking import log_job_run
 
         metrics = {"pairs": self.total_results, "errors": self.total_errors, "new_pairs": self.done,
                    "new_errors": self.errors, "skipped": self.skipped, "seconds": self.seconds,
                    "ray_startup_s": self.ray_startup_s, "pairs_per_s": self.pairs_per_s}
         artifacts = {**collect_artifacts(self.output, storage, folders=("errors",)), **grids}
-        logged = log_run(cfg, f"{self.job}-{self.config_hash[:8]}", params, metrics, artifacts,
-                         tags={"config_hash": self.config_hash, "job": self.job})
-        if logged:
-            self.run_id, self.tracking_uri = logged
+        log_job_run(self, cfg, params, metrics, artifacts)
 
     def table(self) -> str:
         lines = [f"restoray {self.job}: {self.total_results} pairs, {self.total_errors} errors "
@@ -165,30 +162,17 @@ def run(cfg: SynthPairsConfig) -> PairsSummary:
 
 def stream_pairs(ds, cfg: SynthPairsConfig, chash: str, summary: PairsSummary, grids: dict[str, bytes]) -> None:
     """Iterate on the driver; write full shards of ``shard_rows`` pairs as they fill, the rest at the end."""
-    from actors.columns import batch_to_rows
-    from pipelines.tables import write_shard
+    from pipelines.streaming import stream_to_tables
 
-    buffers: dict[str, list[dict]] = {name: [] for name in TABLES}
+    def keep_grid(row: dict) -> None:
+        if len(grids) < cfg.comparisons:
+            try:  # a picture for MLflow only: never worth failing the job over
+                grids[f"comparisons/{row['id']}.png"] = comparison_png(row["hq"], row["lq"])
+            except Exception as exc:  # noqa: BLE001
+                log.warning("synth-pairs: no comparison image for %s: %s", row["id"], exc)
 
-    def flush(force: bool = False) -> None:
-        for name, buf in buffers.items():
-            while len(buf) >= cfg.shard_rows or (force and buf):
-                write_shard(cfg.output, name, buf[: cfg.shard_rows], cfg.storage)
-                del buf[: cfg.shard_rows]
-
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        for row in batch_to_rows(batch):
-            if row["error_stage"]:
-                buffers["errors"].append(error_row(row, chash))
-                summary.errors += 1
-            else:
-                buffers["pairs"].append(pair_row(row, cfg.seed, chash))
-                summary.done += 1
-                if len(grids) < cfg.comparisons:
-                    grids[f"comparisons/{row['id']}.png"] = comparison_png(row["hq"], row["lq"])
-        flush()
-        summary.progress()
-    flush(force=True)
+    stream_to_tables(ds, cfg.output, cfg.storage, cfg.shard_rows, summary, chash,
+                     lambda row: pair_row(row, cfg.seed, chash), results_table="pairs", on_result=keep_grid)
 
 
 def pair_row(row: dict, seed: int, chash: str) -> dict:
@@ -198,12 +182,6 @@ def pair_row(row: dict, seed: int, chash: str) -> dict:
             "hq": bytes(row["hq"]), "lq": bytes(row["lq"]), "params": str(row["params"]),
             "hq_shape": json.loads(str(row["hq_shape"])), "lq_shape": json.loads(str(row["lq_shape"])),
             "config_hash": chash}
-
-
-def error_row(row: dict, chash: str) -> dict:
-    return {"id": str(row["id"]), "source_uri": str(row["source_uri"]), "relative_path": str(row["relative_path"]),
-            "stage": str(row["error_stage"]), "error_type": str(row["error_type"]),
-            "message": str(row["error_message"]), "config_hash": chash}
 
 
 def comparison_png(hq: bytes, lq: bytes) -> bytes:

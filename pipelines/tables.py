@@ -7,10 +7,17 @@ import uuid
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from operators.seeding import derive_seed
 from pipelines.sections import StorageConfig
 from pipelines.storage import filesystem, join, write_bytes_atomic
 
 ERROR_COLUMNS = ("id", "source_uri", "relative_path", "stage", "error_type", "message", "config_hash")
+
+
+def image_id(source_uri: str) -> str:
+    """Stable id of an input image: a hash of its source URI (frame/window 0). Restore rows use
+    it as their id; evaluate rows seed each image's degradation with it."""
+    return f"{derive_seed(0, source_uri, 0):016x}"
 
 
 def write_shard(base: str, table_name: str, rows: list[dict], storage: StorageConfig | None = None) -> str | None:

@@ -73,3 +73,13 @@ def log_run(cfg: MlflowConfig, run_name: str, params: dict, metrics: dict[str, f
             if artifacts:
                 mlflow.log_artifacts(tmp)
         return run.info.run_id, uri
+
+
+def log_job_run(summary, cfg: MlflowConfig, params: dict, metrics: dict[str, float],
+                artifacts: dict[str, bytes], upload_config: bool = False) -> None:
+    """One run named ``<job>-<hash8>``, tagged with job and config hash; sets
+    ``summary.run_id`` / ``summary.tracking_uri`` when tracking is on."""
+    logged = log_run(cfg, f"{summary.job}-{summary.config_hash[:8]}", params, metrics, artifacts,
+                     tags={"config_hash": summary.config_hash, "job": summary.job}, upload_config=upload_config)
+    if logged:
+        summary.run_id, summary.tracking_uri = logged

@@ -1,0 +1,50 @@
+"""The driver side of every job: iterate the dataset, route rows to result or error tables,
+write Parquet shards as buffers fill, count progress. One loop for all jobs.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pipelines.sections import StorageConfig
+
+
+def error_row(row: dict, chash: str, extra: tuple[str, ...] = ()) -> dict:
+    """An ``errors`` table row (pipelines.tables.ERROR_COLUMNS, then ``extra`` columns)."""
+    out = {"id": str(row["id"]), "source_uri": str(row["source_uri"]), "relative_path": str(row["relative_path"])}
+    out.update({k: str(row[k]) for k in extra})
+    out.update({"stage": str(row["error_stage"]), "error_type": str(row["error_type"]),
+                "message": str(row["error_message"]), "config_hash": chash})
+    return out
+
+
+def stream_to_tables(ds, output: str, storage: StorageConfig, shard_rows: int, summary, chash: str,
+                     result_row: Callable[[dict], dict], results_table: str = "results",
+                     error_extra: tuple[str, ...] = (), on_result: Callable[[dict], None] | None = None) -> None:
+    """Iterate ``ds`` on the driver; a row with ``error_stage`` goes to ``errors``
+    (``error_row``), any other to ``results_table`` (``result_row(row)``), then ``on_result(row)``.
+    Shards of ``shard_rows`` rows are written as buffers fill, the rest at the end; ``summary``
+    counts ``done``/``errors`` and reports progress after each batch."""
+    from actors.columns import batch_to_rows
+    from pipelines.tables import write_shard
+
+    buffers: dict[str, list[dict]] = {results_table: [], "errors": []}
+
+    def flush(force: bool = False) -> None:
+        for name, buf in buffers.items():
+            while len(buf) >= shard_rows or (force and buf):
+                write_shard(output, name, buf[:shard_rows], storage)
+                del buf[:shard_rows]
+
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for row in batch_to_rows(batch):
+            if row.get("error_stage"):
+                buffers["errors"].append(error_row(row, chash, error_extra))
+                summary.errors += 1
+                continue
+            buffers[results_table].append(result_row(row))
+            summary.done += 1
+            if on_result is not None:
+                on_result(row)
+        flush()
+        summary.progress()
+    flush(force=True)

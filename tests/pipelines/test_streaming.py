@@ -1,0 +1,58 @@
+"""The driver loop shared by the jobs, on a fake dataset (no Ray): routing, shards, counts."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+
+from actors.columns import no_error, rows_to_batch
+from pipelines.config import config_hash, from_dict
+from pipelines.sections import StorageConfig
+from pipelines.streaming import stream_to_tables
+from pipelines.summary import JobSummary
+
+
+class FakeDataset:
+    def __init__(self, *batches: list[dict]):
+        self.batches = batches
+
+    def iter_batches(self, batch_size=None, batch_format="numpy"):
+        assert batch_format == "numpy"
+        return iter(rows_to_batch(b) for b in self.batches)
+
+
+def _row(i: int, error: str = "") -> dict:
+    err = {"error_stage": error, "error_type": "E" if error else "", "error_message": "boom" if error else ""}
+    return {"id": f"r{i}", "source_uri": f"/in/{i}.png", "relative_path": f"{i}.png", "dataset": "d", "value": i,
+            **(err if error else no_error())}
+
+
+def _ids(path):
+    return sorted(r for f in path.glob("*.parquet") for r in pq.read_table(f).column("id").to_pylist())
+
+
+def test_rows_are_routed_sharded_and_counted(tmp_path):
+    ds = FakeDataset([_row(0), _row(1, "decode"), _row(2)], [_row(3), _row(4), _row(5, "restore")])
+    summary, seen = JobSummary(job="j", output=str(tmp_path), config_hash="h"), []
+    stream_to_tables(ds, str(tmp_path), StorageConfig(), 2, summary, "h",
+                     lambda r: {"id": str(r["id"]), "value": int(r["value"])}, error_extra=("dataset",),
+                     on_result=lambda r: seen.append(str(r["id"])))
+    assert (summary.done, summary.errors) == (4, 2) and seen == ["r0", "r2", "r3", "r4"]
+    assert _ids(tmp_path / "results") == ["r0", "r2", "r3", "r4"] and _ids(tmp_path / "errors") == ["r1", "r5"]
+    assert all(pq.read_table(f).num_rows <= 2 for f in (tmp_path / "results").glob("*.parquet"))
+    err = pq.read_table(next((tmp_path / "errors").glob("*.parquet"))).to_pylist()[0]
+    assert set(err) == {"id", "source_uri", "relative_path", "dataset", "stage", "error_type", "message",
+                        "config_hash"} and err["message"] == "boom"
+
+
+def test_synth_pairs_survives_a_bad_comparison_png_and_ignores_max_pixels(tmp_path):
+    from pipelines.synth_pairs import HASH_EXCLUDE, PairsSummary, SynthPairsConfig, stream_pairs
+
+    cfg = from_dict(SynthPairsConfig, {"input": "x", "output": str(tmp_path), "comparisons": 4, "shard_rows": 8})
+    row = {**_row(0), "crop_index": 0, "top": 0, "left": 0, "height": 8, "width": 8, "hq": b"not a png",
+           "lq": b"nor this", "params": json.dumps({"name": "blur"}), "hq_shape": "[3, 8, 8]", "lq_shape": "[3, 8, 8]"}
+    summary, grids = PairsSummary(job="synth-pairs", output=str(tmp_path), config_hash="h"), {}
+    stream_pairs(FakeDataset([row]), cfg, "h", summary, grids)
+    assert summary.done == 1 and grids == {} and _ids(tmp_path / "pairs") == ["r0"]
+    other = from_dict(SynthPairsConfig, {"input": "x", "output": str(tmp_path), "max_pixels": 10})
+    assert config_hash(cfg, HASH_EXCLUDE) == config_hash(other, HASH_EXCLUDE)
