@@ -43,11 +43,14 @@ def _diffusers(
     prediction_type: str | None = None,
     dtype: str = "float32",
     local_files_only: bool | None = None,
+    allow_zero_prompt: bool = False,
     device: str = "cpu",
 ) -> Prior:
     """A diffusers UNet (+ scheduler, VAE, text encoder) from a local path or hub id.
 
     prompt_embeds: a .safetensors file with a tensor "prompt_embeds" (1, L, D) for ``prompt``.
+    allow_zero_prompt: with no text encoder and no prompt_embeds, condition "" on zeros
+    (otherwise an error at load).
     """
     from operators.priors.diffusers_loader import load_diffusers_prior
 
@@ -59,7 +62,7 @@ def _diffusers(
     return load_diffusers_prior(
         model, subfolder=subfolder, scheduler_subfolder=scheduler_subfolder, vae=vae, vae_subfolder=vae_subfolder,
         prompt=prompt, prompt_embeds=embeds, prediction_type=prediction_type, dtype=dtype, device=device,
-        local_files_only=local_files_only,
+        local_files_only=local_files_only, allow_zero_prompt=allow_zero_prompt,
     )  # fmt: skip
 
 

@@ -107,13 +107,16 @@ def load_diffusers_prior(
     dtype: torch.dtype | str = torch.float32,
     device: str | torch.device = "cpu",
     local_files_only: bool | None = None,
+    allow_zero_prompt: bool = False,
 ) -> DiffusersPrior:
     """A DiffusersPrior from ``model`` (local path or hub id).
 
     subfolder: the UNet's (default ``unet`` in a pipeline, else the top level).
     vae: None = the pipeline's own ``vae/`` if it has one; False = none (pixel prior); a path
     or hub id = that VAE (AutoencoderKL or AutoencoderTiny), in ``vae_subfolder``.
-    prediction_type overrides the scheduler config's. ``prompt`` is the default prompt.
+    prediction_type overrides the scheduler config's. ``prompt`` is the default prompt; a
+    conditional UNet without a text encoder needs ``prompt_embeds`` for it, or
+    ``allow_zero_prompt`` (the empty prompt on zeros) -- checked here, at load.
     """
     import diffusers
 
@@ -154,7 +157,9 @@ def load_diffusers_prior(
     encoder = None
     if kind == "UNet2DConditionModel":
         tok, enc, why = _text_encoder(model, index, local_only, dtype, device)
-        encoder = PromptEncoder(unet.config.cross_attention_dim, tok, enc, prompt_embeds, why_no_encoder=why)
+        encoder = PromptEncoder(unet.config.cross_attention_dim, tok, enc, prompt_embeds, why_no_encoder=why,
+                                allow_zero_prompt=allow_zero_prompt)
+        encoder.check(prompt)
     prior = DiffusersPrior(unet.to(device), alphas_cumprod, prediction_type or pred, codec, encoder, prompt)
     prior.model_id = model
     return prior

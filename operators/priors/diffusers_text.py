@@ -3,9 +3,10 @@
 With a tokenizer and text encoder (the model directory's ``tokenizer``/``text_encoder``,
 loaded through ``transformers``) a prompt is encoded as Stable Diffusion 1.x/2.x pipelines do
 (padded to the tokenizer's max length, last hidden state). Without them (``transformers`` not
-installed, or a UNet-only model): precomputed ``prompt_embeds`` are used for their prompt, and
-the empty prompt falls back to zeros, with a warning: zeros are NOT the encoding of "" for a
-real model, so pass ``prompt_embeds`` to get the model's true unconditional behaviour.
+installed, or a UNet-only model): precomputed ``prompt_embeds`` are used for their prompt; any
+other prompt is an error, the empty one included, unless ``allow_zero_prompt`` lets "" fall back
+to zeros (with a warning): zeros are NOT the encoding of "" for a real model, so pass
+``prompt_embeds`` to get the model's true unconditional behaviour.
 Two-encoder models (SDXL) need pooled embeddings and time ids: not supported here.
 """
 from __future__ import annotations
@@ -26,11 +27,13 @@ class PromptEncoder:
         prompt_embeds: dict[str, torch.Tensor] | None = None,
         why_no_encoder: str = "no text encoder was given",
         seq_len: int = 77,
+        allow_zero_prompt: bool = False,
     ):
         self.dim = int(cross_attention_dim)
         self.tokenizer = tokenizer
         self.text_encoder = text_encoder.eval().requires_grad_(False) if text_encoder is not None else None
         self.why_no_encoder = why_no_encoder
+        self.allow_zero_prompt = bool(allow_zero_prompt)
         self.seq_len = int(getattr(tokenizer, "model_max_length", seq_len) or seq_len)
         self._cache: dict[str, torch.Tensor] = {}
         for p, e in (prompt_embeds or {}).items():
@@ -45,6 +48,12 @@ class PromptEncoder:
     def has_encoder(self) -> bool:
         return self.tokenizer is not None and self.text_encoder is not None
 
+    def check(self, prompt: str) -> None:
+        """Raise now (at load, not mid-solve) when ``prompt`` cannot be embedded."""
+        if prompt in self._cache or self.has_encoder or (prompt == "" and self.allow_zero_prompt):
+            return
+        self._encode(prompt)  # raises, naming what to pass
+
     def _encode(self, prompt: str) -> torch.Tensor:
         if self.has_encoder:
             ids = self.tokenizer(
@@ -53,7 +62,7 @@ class PromptEncoder:
             dev = next(self.text_encoder.parameters()).device
             with torch.no_grad():
                 return self.text_encoder(ids.to(dev))[0].detach()
-        if prompt == "":
+        if prompt == "" and self.allow_zero_prompt:
             if not self._warned:
                 self._warned = True
                 warnings.warn(
@@ -66,6 +75,8 @@ class PromptEncoder:
             f"cannot encode the prompt {prompt!r}: {self.why_no_encoder}. Install transformers and use a "
             f"model directory with tokenizer/ and text_encoder/, or pass precomputed "
             f"prompt_embeds={{prompt: (1, L, {self.dim})}}"
+            + (" (or set allow_zero_prompt: true to condition the empty prompt on zeros, which is not "
+               "the model's encoding of \"\")" if prompt == "" else "")
         )
 
     def __call__(self, prompt: str, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

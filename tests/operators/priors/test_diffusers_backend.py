@@ -93,7 +93,9 @@ def test_fractional_steps_follow_log_sigma_interpolation(models):
 
 
 def test_latent_prior_with_kl_vae_prompts_and_zeros_fallback(models):
-    prior = load_diffusers_prior(str(models["sd"]), local_files_only=True)
+    with pytest.raises(ValueError, match="allow_zero_prompt"):  # no text encoder, no embeds: said at load
+        load_diffusers_prior(str(models["sd"]), local_files_only=True)
+    prior = load_diffusers_prior(str(models["sd"]), local_files_only=True, allow_zero_prompt=True)
     assert prior.space == "latent" and prior.codec.factor == 2 and prior.codec.scaling_factor == 0.5
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
@@ -113,7 +115,8 @@ def test_latent_prior_with_kl_vae_prompts_and_zeros_fallback(models):
 
 
 def test_autoencoder_tiny_as_the_codec(models):
-    prior = load_diffusers_prior(str(models["sd"]), vae=str(models["taesd"]), local_files_only=True)
+    prior = load_diffusers_prior(str(models["sd"]), vae=str(models["taesd"]), local_files_only=True,
+                                 allow_zero_prompt=True)
     vae = prior.codec.vae
     assert type(vae).__name__ == "AutoencoderTiny" and prior.codec.factor == 2
     x = torch.rand(2, 3, 8, 12)

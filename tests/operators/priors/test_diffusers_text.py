@@ -33,9 +33,23 @@ def test_encoder_path_pads_encodes_caches_and_expands():
     assert set(enc._cache) == {"cat"}
 
 
-def test_without_encoder_precomputed_embeds_then_zeros_with_warning_then_error():
+def test_without_encoder_the_empty_prompt_is_an_error_unless_zeros_are_allowed():
+    enc = PromptEncoder(3, prompt_embeds={"a dog": torch.ones(1, 4, 3)}, why_no_encoder="no text_encoder")
+    enc.check("a dog")
+    for prompt in ("", "a cat"):
+        with pytest.raises(ValueError, match="no text_encoder"):
+            enc.check(prompt)
+    with pytest.raises(ValueError, match="allow_zero_prompt: true"):
+        enc("", 1, torch.device("cpu"), torch.float32)
+    given = PromptEncoder(3, prompt_embeds={"": torch.full((1, 4, 3), 0.5)})
+    given.check("")
+    assert (given("", 2, torch.device("cpu"), torch.float32) == 0.5).all()
+
+
+def test_without_encoder_precomputed_embeds_then_allowed_zeros_with_warning_then_error():
     embeds = {"a dog": torch.ones(1, 4, 3)}
-    enc = PromptEncoder(3, prompt_embeds=embeds, why_no_encoder="transformers is not installed")
+    enc = PromptEncoder(3, prompt_embeds=embeds, why_no_encoder="transformers is not installed",
+                        allow_zero_prompt=True)
     torch.testing.assert_close(enc("a dog", 1, torch.device("cpu"), torch.float32), embeds["a dog"])
     with pytest.warns(UserWarning, match="transformers is not installed.*ZEROS"):
         zeros = enc("", 2, torch.device("cpu"), torch.float32)
