@@ -151,8 +151,12 @@ def test_reader_splits_shards_across_workers_and_shuffles(first_run, monkeypatch
         monkeypatch.setattr(pr, "get_worker_info", lambda w=wid: types.SimpleNamespace(id=w, num_workers=2))
         parts.append([it["id"] for it in ds])
     assert all(parts) and not set(parts[0]) & set(parts[1]) and sorted(parts[0] + parts[1]) == whole
-    batch = collate_pairs([it for it in PairsDataset(str(out)) if it["params"]["name"] == "sr"])
-    assert batch["hq"].shape[1:] == (3, 32, 32) and batch["lq"].shape[1:] == (3, 16, 16)
+    items = list(PairsDataset(str(out)))
+    name = max({it["params"]["name"] for it in items}, key=lambda n: sum(it["params"]["name"] == n for it in items))
+    group = [it for it in items if it["params"]["name"] == name]  # one degradation: stackable
+    batch = collate_pairs(group)
+    lq_shape = build_degradation(group[0]["params"]).output_shape((3, 32, 32))
+    assert batch["hq"].shape == (len(group), 3, 32, 32) and tuple(batch["lq"].shape[1:]) == tuple(lq_shape)
 
 
 def test_mlflow_run_gets_config_counts_and_rate(first_run, tmp_path):
