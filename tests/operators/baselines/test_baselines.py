@@ -27,11 +27,8 @@ LEVIN = {"name": "blur", "kind": "kernel", "index": 0, "noise_sigma": 0.01}
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 def shared_data() -> Path:
