@@ -30,6 +30,9 @@ class TrainPriorConfig:
     p_std: float = 1.2
     net: dict = field(default_factory=dict)       # EDMUNetConfig / AutoencoderConfig fields
     codec: str | None = None                      # model: latent -> the trained codec's weights
+    init_weights: str | None = None               # start (model and EMA) from these weights (fine-tune)
+    teacher: dict | None = None                   # a prior spec ({name: ffdnet, weights: PATH}) to distil
+    teacher_weight: float = 1.0                   # weight of ||D - teacher||^2 inside the teacher's sigma range
     output: str = "weights/embedded_pixel.safetensors"
     checkpoint_dir: str = "runs/train-prior/checkpoints"
     checkpoint_every: int = 250
@@ -48,6 +51,12 @@ class TrainPriorConfig:
             raise ConfigError("config key 'codec': model: latent needs the trained codec's weights path")
         if self.steps < 1 or self.batch_size < 1 or self.patch < 8:
             raise ConfigError("config keys 'steps', 'batch_size' >= 1 and 'patch' >= 8 are required")
+        if self.init_weights and not Path(self.init_weights).is_file():
+            raise ConfigError(f"config key 'init_weights': file not found: {self.init_weights}")
+        if self.teacher is not None and (self.model != "pixel" or "name" not in self.teacher):
+            raise ConfigError("config key 'teacher': a prior spec with a 'name', for model: pixel only")
+        if self.teacher_weight < 0:
+            raise ConfigError(f"config key 'teacher_weight': must be >= 0, got {self.teacher_weight}")
 
 
 @dataclass
@@ -76,7 +85,7 @@ def run(cfg: TrainPriorConfig) -> TrainSummary:
 
     loop_cfg = asdict(cfg)
     loop_cfg["data_label"] = cfg.data  # as written in the config, for the weights' metadata
-    for key in ("data", "output", "checkpoint_dir", "codec"):
+    for key in ("data", "output", "checkpoint_dir", "codec", "init_weights"):
         if loop_cfg[key]:
             loop_cfg[key] = os.path.abspath(loop_cfg[key])
     init_ray(cfg.ray)

@@ -92,6 +92,12 @@ class Degradation:
         ``rho``: a float or a (B,) tensor, > 0; sigma_n^2 is ``prox_sigma2`` (floored)."""
         raise NotImplementedError(f"degradation {self.name!r} has no closed-form prox")
 
+    @property
+    def exact_prox(self) -> bool:
+        """Whether ``prox`` is the exact data step: linear operators that implement it, and
+        operators whose data step is a projection (noiseless JPEG: its constraint set)."""
+        return bool(self.linear) and type(self).prox is not Degradation.prox
+
     def init_estimate(self, y: torch.Tensor) -> torch.Tensor:
         """A cheap image-space estimate from y: pinv(y) where it exists, else y resized
         (bicubic) to ``input_shape``, or y itself when the shapes agree."""
@@ -118,6 +124,12 @@ class Degradation:
     @property
     def sigma_n(self) -> float:
         return self.noise.effective_sigma
+
+    @property
+    def init_sigma(self) -> float:
+        """Std of the white noise that ``init_estimate(y)`` carries (0: its error is not white
+        noise; denoising overrides it with sigma_n, since its estimate is y)."""
+        return 0.0
 
     # -- spec round trip --------------------------------------------------------------
     def params(self) -> dict[str, Any]:

@@ -21,6 +21,11 @@ class Denoise(Degradation):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    @property
+    def init_sigma(self) -> float:
+        """y is the initial estimate, and it carries the measurement noise."""
+        return self.sigma_n
+
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return y
 

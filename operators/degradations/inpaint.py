@@ -9,6 +9,7 @@ import torch
 
 from operators.degradations._util import check_4d, rho_tensor
 from operators.degradations.base import Degradation, Noise
+from operators.degradations.fill import fill_holes
 from operators.degradations.masks import MaskKind, pack_mask, sample_mask, unpack_mask
 
 
@@ -68,6 +69,10 @@ class Inpaint(Degradation):
 
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
         return y * self._m(y)
+
+    def init_estimate(self, y: torch.Tensor) -> torch.Tensor:
+        """y with its holes filled by normalised convolution (:func:`fill_holes`), not zeros."""
+        return fill_holes(y, self._m(y)).clamp(0, 1)
 
     def prox(self, z: torch.Tensor, y: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
         """Elementwise (M y / s2 + rho z) / (M / s2 + rho) (ALGORITHMS.md, inpainting)."""

@@ -64,22 +64,29 @@ def decode(prior: Prior, z: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 
 def autoencode(prior: Prior, x: torch.Tensor, sigma: float, prompt: str | None,
-               generator: torch.Generator | None = None, noisy: bool = False) -> torch.Tensor:
+               generator: torch.Generator | None = None, noisy: bool = False,
+               carried: float = 0.0) -> torch.Tensor:
     """Dec(D(E(x) [+ sigma eps], sigma)): x (B, C, H, W) -> same; pixel priors skip E / Dec.
-    ``noisy``: the stochastic auto-encoding of LATINO (noise drawn from ``generator``)."""
+    ``noisy``: the stochastic auto-encoding of LATINO (noise drawn from ``generator``);
+    ``carried``: white noise x already has (pixel priors), so only the rest is added."""
     z = encode(prior, x)
     if noisy:
-        z = z + sigma * randn_like(z, generator)
+        extra = math.sqrt(max(sigma**2 - (carried**2 if prior.space == "pixel" else 0.0), 0.0))
+        z = z + extra * randn_like(z, generator)
     return decode(prior, prior.denoise(z, sigma, prompt), x.shape[-2:])
 
 
 # -- initialisation and the renoising step -------------------------------------------------
 def initial_state(y: torch.Tensor, degradation: Degradation, prior: Prior, sigma: float,
                   generator: torch.Generator | None) -> torch.Tensor:
-    """E(init_estimate(y)) + sigma * eps at noise level ``sigma``: (B, C, H, W), or the
-    latent (B, c, H / f, W / f) for a latent prior."""
+    """E(init_estimate(y)) + noise up to level ``sigma``: (B, C, H, W), or the latent
+    (B, c, H / f, W / f) for a latent prior. A pixel-space estimate that already carries white
+    noise of std ``degradation.init_sigma`` (denoising: y itself) gets only the missing
+    sqrt(sigma^2 - init_sigma^2), so a schedule started at sigma_y starts from y as it is."""
     z = encode(prior, degradation.init_estimate(y))
-    return z + float(sigma) * randn_like(z, generator) if sigma > 0 else z
+    carried = float(degradation.init_sigma) if prior.space == "pixel" else 0.0
+    extra = math.sqrt(max(float(sigma) ** 2 - carried**2, 0.0))
+    return z + extra * randn_like(z, generator) if extra > 0 else z
 
 
 def require_pixel(prior: Prior, solver: str) -> None:
@@ -130,20 +137,25 @@ def differentiable_forward(degradation: Degradation) -> Callable[[torch.Tensor],
 
 
 def check_prox(degradation: Degradation, solver: str, inexact_steps: int) -> None:
-    """A closed-form prox is needed unless the config allows ``inexact_steps`` gradient steps."""
-    if inexact_steps <= 0:
-        require(degradation, "prox", solver, "(or set inexact_prox_steps > 0)")
+    """An exact prox (``degradation.exact_prox``) is needed unless the config allows
+    ``inexact_steps`` gradient steps."""
+    if inexact_steps <= 0 and not getattr(degradation, "exact_prox", False):
+        raise ValueError(
+            f"solver {solver!r} needs a degradation with a closed-form prox() (or set inexact_prox_steps > 0); "
+            f"degradation {getattr(degradation, 'name', type(degradation).__name__)!r} has none"
+        )
 
 
 def data_prox(degradation: Degradation, z: torch.Tensor, y: torch.Tensor, rho: float | torch.Tensor,
               inexact_steps: int = 0) -> torch.Tensor:
     """argmin_x ||y - A x||^2 / (2 sigma_n^2) + rho / 2 ||x - z||^2; rho a float or (B,).
 
-    The operator's closed form where it has one; otherwise ``inexact_steps`` gradient steps
-    through A (its surrogate if any) from x = z, step 1 / (1 / sigma_n^2 + rho), which is
-    1 / L when the Jacobian of A has norm <= 1 (true of blur, masks, averaging, JPEG). No NFE.
+    The operator's exact prox where it has one (closed form; for noiseless JPEG the projection
+    onto its quantization constraint set, the prox of its indicator for every rho); otherwise
+    ``inexact_steps`` gradient steps through A (its surrogate if any) from x = z, step
+    1 / (1 / sigma_n^2 + rho), which is 1 / L when the Jacobian of A has norm <= 1. No NFE.
     """
-    if getattr(degradation, "linear", False) and _overrides(degradation, "prox"):
+    if getattr(degradation, "exact_prox", False):
         return degradation.prox(z, y, rho)
     A, s2 = differentiable_forward(degradation), degradation.prox_sigma2
     rho = torch.as_tensor(rho, dtype=z.dtype, device=z.device)
@@ -157,6 +169,23 @@ def data_prox(degradation: Degradation, z: torch.Tensor, y: torch.Tensor, rho: f
             (g,) = torch.autograd.grad(f, x)
         x = (x - step * g).detach()
     return x
+
+
+def require_range_space(degradation: Degradation, solver: str) -> None:
+    """DDNM's range-space step needs ``pinv`` (linear A) or a ``project`` onto {x : A x = y}."""
+    if not (callable(getattr(degradation, "project", None)) and getattr(degradation, "exact_prox", False)):
+        require(degradation, "pinv", solver)
+
+
+def range_space_step(degradation: Degradation, x0: torch.Tensor, y: torch.Tensor,
+                     lam: float = 1.0) -> torch.Tensor:
+    """x0 + lam A^+ (y - A x0) (DDNM+, Wang et al. 2023, Eq. 17; lam = 1: A^+ y + (I - A^+ A) x0,
+    the projection of x0 onto {x : A x = y}). Operators with a ``project`` (JPEG: onto its
+    quantization constraint set) give x0 + lam (P(x0) - x0), the same map for non-linear A."""
+    project = getattr(degradation, "project", None)
+    if callable(project) and getattr(degradation, "exact_prox", False):
+        return x0 + lam * (project(x0, y) - x0)
+    return x0 + lam * degradation.pinv(y - degradation.forward(x0))
 
 
 def likelihood_grad(degradation: Degradation, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

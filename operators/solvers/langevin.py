@@ -56,7 +56,8 @@ def solve_langevin(y: torch.Tensor, degradation: Degradation, prior: Prior, *, n
         x = degradation.init_estimate(y)
         for k in range(nfe):
             sigma = float(sigmas[k])
-            u = common.autoencode(prior, x, sigma, cfg.prompt, generator, noisy=True)
+            carried = degradation.init_sigma if k == 0 else 0.0  # x_0 = y carries sigma_y
+            u = common.autoencode(prior, x, sigma, cfg.prompt, generator, noisy=True, carried=carried)
             delta = torch.full((y.shape[0],), cfg.delta[min(k, len(cfg.delta) - 1)],
                                dtype=y.dtype, device=y.device)
             if cfg.delta_misfit:

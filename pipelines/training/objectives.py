@@ -21,7 +21,8 @@ from operators.priors.autoencoder import (
     load_autoencoder,
     save_autoencoder,
 )
-from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, save_edm_unet
+from operators.priors import Prior, build_prior
+from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, load_edm_unet, save_edm_unet
 from operators.priors.embedded_latent import METADATA_KEY, LatentPriorConfig
 from operators.priors.paths import WEIGHTS_DIR
 
@@ -34,6 +35,8 @@ class Objective:
     p_std: float = 1.2
     codec: ConvAutoencoder | None = None
     latent: LatentPriorConfig | None = None
+    teacher: Prior | None = None
+    teacher_weight: float = 1.0
 
     def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] image batch -> what the network sees ([-1, 1] pixels or scaled latents)."""
@@ -52,7 +55,21 @@ class Objective:
         noise = torch.randn(x0.shape, generator=g).to(x0.device) * sigma.view(-1, 1, 1, 1)
         net = self.model.module if hasattr(self.model, "module") else self.model
         d = self.model(x0 + noise, sigma)
-        return (net.loss_weight(sigma).view(-1, 1, 1, 1) * (d - x0) ** 2).mean()
+        w = net.loss_weight(sigma).view(-1, 1, 1, 1)
+        loss = (w * (d - x0) ** 2).mean()
+        if self.teacher is not None:
+            loss = loss + self.teacher_weight * (w * self.teacher_gap(d, x0 + noise, sigma)).mean()
+        return loss
+
+    def teacher_gap(self, d: torch.Tensor, x_noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """(d - T)^2 where T is the teacher's estimate in model space ([-1, 1]: a pixel teacher
+        sees (x + 1) / 2 at sigma / 2), zero for samples whose sigma is outside its range.
+        Knowledge distillation: the teacher's MMSE estimate is a low-variance target."""
+        s_pix = sigma / 2
+        inside = (s_pix <= self.teacher.sigma_max).to(d.dtype).view(-1, 1, 1, 1)
+        with torch.no_grad():
+            t = 2 * self.teacher.denoise((x_noisy + 1) / 2, s_pix.clamp(max=self.teacher.sigma_max)) - 1
+        return inside * (d - t) ** 2
 
     def save(self, model: torch.nn.Module, path: str, extra: dict | None = None) -> None:
         meta = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in (extra or {}).items()}
@@ -73,8 +90,11 @@ def build_objective(cfg: dict, sample_batch: torch.Tensor) -> Objective:
         return Objective(ae, kind)
     if kind == "pixel":
         c = 1 if cfg["grey"] else 3
-        return Objective(EDMUNet(EDMUNetConfig(in_channels=c, out_channels=c, **net_cfg)), kind,
-                         cfg["p_mean"], cfg["p_std"])
+        net = (load_edm_unet(cfg["init_weights"]) if cfg.get("init_weights")
+               else EDMUNet(EDMUNetConfig(in_channels=c, out_channels=c, **net_cfg)))
+        teacher = build_prior(cfg["teacher"]).requires_grad_(False) if cfg.get("teacher") else None
+        return Objective(net, kind, cfg["p_mean"], cfg["p_std"], teacher=teacher,
+                         teacher_weight=cfg.get("teacher_weight", 1.0))
     if kind == "latent":
         codec = load_autoencoder(cfg["codec"]).requires_grad_(False)
         with torch.no_grad():

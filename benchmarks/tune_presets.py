@@ -1,0 +1,149 @@
+"""Choose the per-task solver presets with Ray Tune on BSDS400 training crops; write them to
+configs/presets.yaml (and a log of every trial next to it in runs/).
+
+    python benchmarks/tune_presets.py [--solvers langevin diffpir ddnm] [--tasks denoise sr_x4]
+                                      [--samples 16] [--crops 4] [--size 128] [--write]
+
+One Tune experiment per (solver, task): random search (Tune's BasicVariantGenerator) over the
+space below, objective = mean PSNR of benchmarks/preset_objective.score on the crops, one CPU
+per trial. The winner of each is written under the task's family; ``--write`` merges them into
+configs/presets.yaml (keys of other solvers/families are kept).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import yaml
+from ray import tune
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import preset_objective as po  # noqa: E402
+
+from operators.degradations import build_degradation  # noqa: E402
+from operators.solvers.presets import task_family  # noqa: E402
+
+PRESETS = po.REPO / "configs" / "presets.yaml"
+NFE = {"langevin": 8, "diffpir": 20, "ddnm": 20, "dps": 50, "reld": 20, "latent_dps": 50, "pnp_ula": 200}
+PRIOR = {"reld": {"name": "embedded_latent"}, "latent_dps": {"name": "embedded_latent"}}
+
+
+def start_space(task: str) -> dict:
+    """Where the schedule starts: the measurement's noise level (x start_scale) for denoising,
+    a low level for restoration from a good initial estimate, up to generation for holes."""
+    if task == "denoise":
+        return {"sigma_max": "measurement", "start_scale": tune.uniform(1.0, 2.0)}
+    hi = 80.0 if task == "inpaint_box" else 2.0
+    return {"sigma_max": tune.loguniform(0.03, hi)}
+
+
+def space(solver: str, task: str) -> dict:
+    s = start_space(task)
+    if solver == "diffpir":
+        s |= {"lam": tune.loguniform(0.3, 100.0), "zeta": tune.uniform(0.0, 1.0)}
+    elif solver == "langevin":
+        s |= {"delta": tune.loguniform(0.01, 10.0), "sigma_min": tune.loguniform(0.002, 0.1)}
+    elif solver == "ddnm":
+        s |= {"eta": tune.uniform(0.0, 1.0)}
+    elif solver in ("dps", "latent_dps"):
+        s |= {"zeta": tune.loguniform(0.03, 3.0)}
+    elif solver == "reld":
+        s |= {"lam": tune.loguniform(0.1, 100.0)}
+    elif solver == "pnp_ula":
+        s = {"alpha": tune.uniform(0.3, 1.5), "sigma_den": tune.loguniform(2 / 255, 20 / 255)}
+    return s
+
+
+def as_keys(config: dict) -> dict:
+    """A Tune sample -> solver spec keys (langevin's delta is a tuple of one step)."""
+    keys = dict(config)
+    if "delta" in keys:
+        keys["delta"] = [round(float(keys["delta"]), 4)]
+    return keys
+
+
+def trial(config: dict, solver: str, task: str, crops: list) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    return po.score(solver, task, as_keys(config), NFE[solver], PRIOR.get(solver), crops)
+
+
+def applicable(solver: str, task: str) -> bool:
+    """Whether the solver runs on the task (the solver raises ValueError otherwise)."""
+    import torch
+
+    from operators.priors import GaussianPrior
+    from operators.seeding import make_generator
+    from operators.solvers import get_solver
+
+    crop = torch.rand(1, 3, 32, 32, generator=make_generator(0, "probe"))
+    op = build_degradation(po.tasks()[task]).bind(tuple(crop.shape), make_generator(0, "bind"))
+    y = op.measure(crop, make_generator(0, "y"))
+    try:
+        get_solver(solver)(y, op, GaussianPrior(), nfe=1, generator=make_generator(0, "s"), config=None)
+    except (ValueError, NotImplementedError):
+        return False
+    return True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--solvers", nargs="+", default=["langevin", "diffpir", "ddnm"])
+    ap.add_argument("--tasks", nargs="+", default=sorted(po.tasks()))
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--crops", type=int, default=4)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    import ray
+
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, object_store_memory=500 * 2**20,
+             log_to_driver=False)
+    crops = po.training_crops(args.crops, args.size)
+    found: dict[str, dict[str, dict]] = {}
+    log = []
+    for solver in args.solvers:
+        for task in args.tasks:
+            if not applicable(solver, task):
+                print(f"{solver:10s} {task:15s} not applicable")
+                continue
+            tuner = tune.Tuner(
+                tune.with_resources(tune.with_parameters(trial, solver=solver, task=task, crops=crops), {"cpu": 1}),
+                param_space=space(solver, task),
+                tune_config=tune.TuneConfig(metric="psnr", mode="max", num_samples=args.samples),
+                run_config=tune.RunConfig(name=f"presets-{solver}-{task}", storage_path=str(po.REPO / "runs" / "tune"),
+                                          verbose=0),
+            )
+            best = tuner.fit().get_best_result()
+            keys = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in as_keys(best.config).items()}
+            fam = task_family(build_degradation(po.tasks()[task]))
+            found.setdefault(solver, {})[fam] = keys
+            log.append({"solver": solver, "task": task, "nfe": NFE[solver], "psnr": best.metrics["psnr"],
+                        "input_psnr": best.metrics["input_psnr"], "keys": keys})
+            print(f"{solver:10s} {task:15s} psnr {best.metrics['psnr']:.2f} (input {best.metrics['input_psnr']:.2f}) "
+                  f"{json.dumps(keys)}", flush=True)
+    out = po.REPO / "runs" / f"tune-presets-{dt.datetime.now():%Y%m%d-%H%M}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(log, indent=1))
+    if args.write:
+        merge(found)
+    print(f"trial log: {out}")
+
+
+def merge(found: dict[str, dict[str, dict]]) -> None:
+    """Merge ``found`` into configs/presets.yaml, keeping the header comment."""
+    text = PRESETS.read_text() if PRESETS.exists() else ""
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    current = yaml.safe_load(text) or {}
+    for solver, fams in found.items():
+        current.setdefault(solver, {}).update(fams)
+    PRESETS.write_text(header + yaml.safe_dump(current, sort_keys=True, default_flow_style=None))
+
+
+if __name__ == "__main__":
+    main()

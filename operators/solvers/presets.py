@@ -1,0 +1,89 @@
+"""Per-task solver presets: the settings a solver runs with when a config gives only {name, nfe}.
+
+The presets live in ``configs/presets.yaml`` (chosen on BSDS400 training crops by
+``benchmarks/tune_presets.py`` on Ray Tune; the file records how). A solver spec picks one with
+``preset:``: ``auto`` (the default) uses the preset of the degradation's task family, a family
+name forces that family's preset, ``none`` runs the dataclass defaults. Keys the spec gives
+always win over the preset's.
+
+Symbolic values, resolved against the row's degradation:
+- ``sigma_max: measurement`` -> ``start_scale * sigma_n`` of the degradation (floored at
+  ``MIN_START``): the schedule starts at the noise level the initial estimate carries (for
+  denoising, y itself), not at the prior's sigma_max.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from operators.degradations.base import Degradation
+
+PRESETS_FILE = Path(__file__).resolve().parents[2] / "configs" / "presets.yaml"
+FAMILIES = ("denoise", "deblur", "sr", "inpaint_random", "inpaint_holes", "colorize", "jpeg", "default")
+MEASUREMENT = "measurement"
+MIN_START = 1.0 / 255
+ORCHESTRATION_KEYS = ("preset", "start_scale")
+
+
+def task_family(degradation: Degradation | None) -> str:
+    """The preset family of an operator: denoise, deblur, sr, inpaint_random, inpaint_holes
+    (box and free-form masks: generation is needed), colorize, jpeg, or default (chains)."""
+    if degradation is None:
+        return "default"
+    name = getattr(degradation, "name", "")
+    if name == "blur":
+        return "deblur"
+    if name == "inpaint":
+        return "inpaint_random" if getattr(degradation, "kind", "random") == "random" else "inpaint_holes"
+    return name if name in FAMILIES else "default"
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> dict[str, dict[str, dict[str, Any]]]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"solver presets file not found: {p} (it ships with the repo in configs/)")
+    data = yaml.safe_load(p.read_text()) or {}
+    for solver, table in data.items():
+        bad = sorted(set(table) - set(FAMILIES))
+        if bad:
+            raise ValueError(f"{p}: solver {solver!r} has unknown task families {bad}; valid: {', '.join(FAMILIES)}")
+    return data
+
+
+def presets(path: str | Path | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """{solver: {family: {key: value}}} as shipped in configs/presets.yaml."""
+    return _load(str(path or PRESETS_FILE))
+
+
+def check_preset(solver: str, preset: str | None) -> None:
+    """Raise naming the valid choices when ``preset`` is not auto / none / a family."""
+    if preset in (None, "auto", "none") or preset in FAMILIES:
+        return
+    raise ValueError(f"unknown preset {preset!r} for solver {solver!r}; valid: auto, none, {', '.join(FAMILIES)}")
+
+
+def preset_values(solver: str, family: str, path: str | Path | None = None) -> dict[str, Any]:
+    """The preset of ``solver`` for ``family`` (falling back to its ``default``), or {}."""
+    table = presets(path).get(solver, {})
+    return dict(table.get(family, table.get("default", {})))
+
+
+def resolve_spec(solver: str, spec: dict[str, Any], degradation: Degradation | None,
+                 path: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """(solver config keys, preset used) for one row: preset values overlaid by ``spec``'s own
+    keys, symbolic values made concrete for ``degradation``. ``spec`` has no name/nfe."""
+    spec = dict(spec)
+    preset = spec.pop("preset", "auto")
+    check_preset(solver, preset)
+    family = task_family(degradation) if preset in (None, "auto") else preset
+    values = {} if preset == "none" else preset_values(solver, family, path)
+    merged = {**values, **spec}
+    start_scale = float(merged.pop("start_scale", 1.0))
+    if merged.get("sigma_max") == MEASUREMENT:
+        sigma_n = degradation.sigma_n if degradation is not None else 0.0
+        merged["sigma_max"] = max(start_scale * sigma_n, MIN_START)
+    return merged, "none" if preset == "none" else family

@@ -1,0 +1,83 @@
+"""Per-task presets: family mapping, merging, symbolic start level, and that a schedule started
+at the measurement's noise level starts from y itself (exact answers with the Gaussian prior)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from operators.degradations import build_degradation
+from operators.priors.base import GaussianPrior
+from operators.seeding import make_generator
+from operators.solvers import CONFIGS, get_solver, solver_config
+from operators.solvers.common import initial_state
+from operators.solvers.presets import FAMILIES, presets, resolve_spec, task_family
+
+SPECS = {
+    "denoise": {"name": "denoise", "noise_sigma": 0.1},
+    "deblur": {"name": "blur", "kind": "gaussian", "sigma": 2.0},
+    "sr": {"name": "sr", "scale": 4},
+    "inpaint_random": {"name": "inpaint", "kind": "random", "fraction": 0.5},
+    "inpaint_holes": {"name": "inpaint", "kind": "box", "fraction": 0.25},
+    "colorize": {"name": "colorize"},
+    "jpeg": {"name": "jpeg", "quality": 10},
+    "default": {"name": "realesrgan", "scale": 4},
+}
+
+
+@pytest.mark.parametrize("family", sorted(SPECS))
+def test_task_family(family):
+    assert task_family(build_degradation(SPECS[family])) == family
+
+
+def test_every_shipped_preset_builds_its_solver_config():
+    table = presets()
+    assert table, "configs/presets.yaml is empty"
+    for solver, fams in table.items():
+        assert solver in CONFIGS, f"presets.yaml names unknown solver {solver!r}"
+        assert set(fams) <= set(FAMILIES)
+        for fam in fams:
+            keys, used = resolve_spec(solver, {"preset": fam}, build_degradation(SPECS[fam]))
+            solver_config(solver, **keys)  # raises on a bad key or value
+            assert used == fam
+
+
+def test_spec_keys_win_and_measurement_start_is_resolved(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("diffpir:\n  denoise: {sigma_max: measurement, start_scale: 1.5, lam: 7.0, zeta: 0.0}\n"
+                    "  default: {lam: 2.0}\n")
+    op = build_degradation({"name": "denoise", "noise_sigma": 0.1})
+    keys, used = resolve_spec("diffpir", {"zeta": 0.5}, op, path)
+    assert used == "denoise" and keys == {"sigma_max": pytest.approx(0.15), "lam": 7.0, "zeta": 0.5}
+    keys, used = resolve_spec("diffpir", {}, build_degradation(SPECS["sr"]), path)
+    assert (keys, used) == ({"lam": 2.0}, "sr")  # no sr preset: the solver's default preset
+    assert resolve_spec("diffpir", {"preset": "none", "lam": 3.0}, op, path) == ({"lam": 3.0}, "none")
+    keys, _ = resolve_spec("diffpir", {"preset": "denoise", "start_scale": 1.0}, op, path)
+    assert keys["sigma_max"] == pytest.approx(0.1)
+
+
+def test_unknown_preset_names_the_choices():
+    with pytest.raises(ValueError, match="valid: auto, none, denoise"):
+        resolve_spec("diffpir", {"preset": "sharpen"}, None)
+
+
+def test_start_at_measurement_starts_from_y_without_new_noise():
+    op = build_degradation({"name": "denoise", "noise_sigma": 0.1})
+    y = torch.rand(1, 3, 8, 8)
+    x = initial_state(y.clamp(0, 1), op, GaussianPrior(), 0.1, make_generator(0, "x"))
+    assert torch.equal(x, y.clamp(0, 1))
+    x = initial_state(y, op, GaussianPrior(), 0.2, make_generator(0, "x"))
+    assert float((x - y).std()) == pytest.approx((0.2**2 - 0.1**2) ** 0.5, rel=0.3)
+
+
+def test_one_step_from_the_measurement_is_the_posterior_mean():
+    """Denoising, Gaussian prior N(m, s2): one DiffPIR step started at sigma_y with a negligible
+    prox weight returns D(y, sigma_y) = m + (y - m) / (1 + sigma_y^2 / s2), the exact posterior mean."""
+    s2, m, sy = 0.05, 0.5, 0.1
+    prior = GaussianPrior(s2=s2, mean=m)
+    op = build_degradation({"name": "denoise", "noise_sigma": sy})
+    y = (m + 0.2 * torch.randn(2, 3, 16, 16, generator=make_generator(0, "y"))).clamp(0, 1)
+    keys, _ = resolve_spec("diffpir", {"preset": "none", "sigma_max": "measurement", "zeta": 0.0, "lam": 1e9}, op)
+    out = get_solver("diffpir")(y, op, prior, nfe=1, generator=make_generator(0, "s"),
+                                config=solver_config("diffpir", **keys))
+    expected = (m + (y - m) / (1 + sy**2 / s2)).clamp(0, 1)
+    torch.testing.assert_close(out.x, expected, atol=1e-6, rtol=0)
