@@ -18,7 +18,8 @@ from pipelines.config import ConfigError
 from pipelines.tables import image_id
 
 PIXEL_ONLY = ("dps", "ddnm", "diffpir", "pnp_ula")  # solvers that call require_pixel
-PRIOR_SPACE = {"embedded": "pixel", "gaussian": "pixel", "dncnn": "pixel", "embedded_latent": "latent"}
+PRIOR_SPACE = {"embedded": "pixel", "gaussian": "pixel", "dncnn": "pixel", "ffdnet": "pixel",
+               "embedded_latent": "latent"}
 
 
 @dataclass(frozen=True)

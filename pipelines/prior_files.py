@@ -16,7 +16,9 @@ _DIGESTS: dict[tuple[str, int, int], str] = {}
 HOW = {
     "embedded": "train them with `restoray run configs/train-prior.yaml` (writes weights/<name>.safetensors) "
                 "or set weights=<path to a .safetensors file>",
-    "dncnn": "set weights=<path to dncnn_25.pth> (KAIR model zoo, grey, sigma 25)",
+    "dncnn": "set weights=<path to dncnn_25.pth> (KAIR model zoo, grey, sigma 25) or <path to "
+             "GD_Color_Blind.mat> (cszn/DnCNN, colour, blind)",
+    "ffdnet": "set weights=<path to FFDNet_color.mat or FFDNet_gray.mat> (cszn/FFDNet models/)",
     "diffusers": "give an existing folder in diffusers' save_pretrained layout, or a hub id (org/name)",
     "prompt_embeds": "give a .safetensors file holding a tensor 'prompt_embeds' (1, L, D)",
 }
@@ -55,10 +57,12 @@ def prior_files(spec: dict) -> list[tuple[Path, str]]:
                 codec = None  # not a latent prior file: the loader says so
         return files + ([(shipped_weights(codec), "embedded")] if codec else [])
     files = []
-    if name == "dncnn":
-        from operators.priors.dncnn import DEFAULT_WEIGHTS
+    if name in ("dncnn", "ffdnet"):
+        from operators.priors.dncnn import DEFAULT_WEIGHTS as DNCNN
+        from operators.priors.ffdnet import DEFAULT_WEIGHTS as FFDNET
 
-        files.append((Path(spec["weights"]) if spec.get("weights") else shared_weights(DEFAULT_WEIGHTS), "dncnn"))
+        default = DNCNN if name == "dncnn" else FFDNET
+        files.append((Path(spec["weights"]) if spec.get("weights") else shared_weights(default), name))
     if name == "diffusers":
         model = str(spec.get("model") or "")
         if model and _is_local_path(model):

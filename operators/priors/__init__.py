@@ -67,10 +67,18 @@ def _diffusers(
 
 
 def _dncnn(weights: str | None = None, device: str = "cpu") -> Prior:
-    """DnCNN-S, grey, sigma 25/255 only (a fixed-level plug-and-play denoiser)."""
+    """DnCNN, ignores sigma: grey DnCNN-S for 25/255 (dncnn_25.pth, the default) or, from a .mat,
+    colour blind CDnCNN-B for [0, 55/255] (GD_Color_Blind.mat)."""
     from operators.priors.dncnn import DnCNNPrior
 
     return DnCNNPrior.from_weights(weights, device)
+
+
+def _ffdnet(weights: str | None = None, device: str = "cpu") -> Prior:
+    """FFDNet, non-blind, sigma in [0, 75/255]: FFDNet_color.mat (default) or FFDNet_gray.mat."""
+    from operators.priors.ffdnet import FFDNetPrior
+
+    return FFDNetPrior.from_weights(weights, device)
 
 
 def _gaussian(s2: float = 0.05, mean: float = 0.0, sigma_min: float = 1e-3, sigma_max: float = 10.0,
@@ -80,7 +88,7 @@ def _gaussian(s2: float = 0.05, mean: float = 0.0, sigma_min: float = 1e-3, sigm
 
 
 for _name, _factory in (("embedded", _embedded), ("embedded_latent", _embedded_latent), ("diffusers", _diffusers),
-                        ("dncnn", _dncnn), ("gaussian", _gaussian)):
+                        ("dncnn", _dncnn), ("ffdnet", _ffdnet), ("gaussian", _gaussian)):
     PRIORS.register(_name, _factory)
 
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from operators.media import encode_png
-from pipelines.config import from_dict
+from operators.priors.paths import shared_weights
+from pipelines.config import ConfigError, from_dict
 from pipelines.evaluate_grid import DatasetConfig, MethodConfig, TaskConfig, plan_grid
-from pipelines.prior_files import file_digest, prior_digest, prior_files
+from pipelines.prior_files import check_prior_files, file_digest, prior_digest, prior_files
 from pipelines.restore_images import RestoreImagesConfig, result_hash
 
 
@@ -37,3 +39,15 @@ def test_changing_the_weights_changes_restore_hash_and_evaluate_ids(tmp_path):
     w.write_bytes(b"retrained weights")
     assert result_hash(cfg) != before
     assert [r["id"] for r in grid()] != ids_before
+
+
+def test_dncnn_and_ffdnet_files_are_checked_at_config_time(tmp_path):
+    assert prior_files({"name": "ffdnet"}) == [(shared_weights("FFDNet_color.mat"), "ffdnet")]
+    assert prior_files({"name": "dncnn"}) == [(shared_weights("dncnn_25.pth"), "dncnn")]
+    missing = tmp_path / "FFDNet_gray.mat"
+    with pytest.raises(ConfigError, match=f"prior 'ffdnet' needs {missing}, which does not exist; set weights="):
+        check_prior_files({"name": "ffdnet", "weights": str(missing)})
+    with pytest.raises(ConfigError, match="GD_Color_Blind.mat"):
+        check_prior_files({"name": "dncnn", "weights": str(tmp_path / "GD_Color_Blind.mat")})
+    missing.write_bytes(b"")
+    check_prior_files({"name": "ffdnet", "weights": str(missing)})  # exists: no error

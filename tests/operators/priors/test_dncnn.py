@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
+from operators.priors import build_prior
 from operators.priors.dncnn import DnCNN, DnCNNPrior
 
 from ._data import SHARED_DATA, load_image, needs_shared_data, psnr
+from ._matconvnet_file import conv_stack, random_convs, run_transposed, write_simplenn
 
 # Zhang et al. 2017 (TIP), Table III, DnCNN-S at sigma 25: C.man, House, Peppers.
 PUBLISHED = {"01.png": 30.18, "02.png": 33.06, "03.png": 30.87}
@@ -44,3 +48,45 @@ def test_set12_sigma25_reaches_the_published_psnr():
             got[name] = psnr(prior.denoise(y, 25 / 255).clamp(0, 1), x)
         assert abs(got[name] - ref) < 0.3, (name, got[name], ref)
     assert sum(got.values()) / len(got) > 29.5
+
+
+def _blind_file(tmp_path, channels: int = 3):
+    convs = random_convs([(channels, 8), (8, 8), (8, channels)])
+    layers = conv_stack([{"type": "conv", "weights": c} for c in convs])
+    return write_simplenn(tmp_path / "GD_tiny_Blind.mat", layers), convs
+
+
+def test_a_mat_file_is_a_blind_dncnn_b_matching_the_matconvnet_semantics(tmp_path):
+    path, convs = _blind_file(tmp_path)
+    prior = DnCNNPrior.from_weights(path)
+    assert prior.channels == 3 and (prior.sigma_min, prior.sigma_max) == pytest.approx((1 / 255, 55 / 255))
+    x = torch.rand(2, 3, 9, 12)
+    ref = x - run_transposed(convs, x.transpose(-1, -2)).transpose(-1, -2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no off-sigma warning anywhere in [0, 55/255]
+        out = prior.denoise(x, 0.0)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(prior.denoise(x, 55 / 255), out, rtol=0, atol=0)  # blind
+    with pytest.warns(UserWarning, match=r"sigma in \[0.0000, 0.2157\] and ignores .* blind denoiser"):
+        prior.denoise(x, 0.5)
+
+
+def test_colour_dncnn_on_grey_input_averages_the_replicated_channels(tmp_path):
+    prior = DnCNNPrior.from_weights(_blind_file(tmp_path)[0])
+    g = torch.rand(1, 1, 8, 8)
+    torch.testing.assert_close(prior.denoise(g, 0.1), prior.denoise(g.expand(1, 3, 8, 8), 0.1).mean(1, keepdim=True))
+
+
+def test_an_ffdnet_file_is_not_a_dncnn(tmp_path):
+    convs = [{"type": "conv", "weights": c} for c in random_convs([(5, 4), (4, 4)])]
+    path = write_simplenn(tmp_path / "f.mat", [{"type": "SubP", "scale": 0.5}, {"type": "concat"},
+                                               *conv_stack(convs), {"type": "SubP", "scale": 2.0}])
+    with pytest.raises(ValueError, match="is not a DnCNN"):
+        DnCNNPrior.from_weights(path)
+
+
+@needs_shared_data
+def test_published_colour_blind_file_loads_by_spec():
+    prior = build_prior({"name": "dncnn", "weights": str(SHARED_DATA / "weights" / "GD_Color_Blind.mat")})
+    assert isinstance(prior, DnCNNPrior) and prior.channels == 3 and prior.sigma_max == pytest.approx(55 / 255)
+    assert len([m for m in prior.net.model if isinstance(m, torch.nn.Conv2d)]) == 20

@@ -12,7 +12,7 @@ from ._data import needs_shared_data
 
 
 def test_names():
-    assert PRIORS.names() == ["diffusers", "dncnn", "embedded", "embedded_latent", "gaussian"]
+    assert PRIORS.names() == ["diffusers", "dncnn", "embedded", "embedded_latent", "ffdnet", "gaussian"]
 
 
 def test_gaussian_spec_builds_the_exact_prior():
