@@ -10,13 +10,16 @@ from actors.runtime import hwc_to_nchw, nchw_to_hwc, setup_device, timed_solve
 from operators.degradations import build_degradation
 from operators.priors import build_prior
 from operators.solvers import get_solver, solver_config
+from operators.solvers.posterior import check_posterior, split_posterior
 
 
 class RestoreActor:
-    """Callable class for ``map_batches``: rows with ``lq`` and ``degradation`` in, ``restored`` out.
+    """Callable class for ``map_batches``: rows with ``lq`` and ``degradation`` in; ``restored``,
+    ``std`` (the posterior std, b"" when none), ``samples`` and ``estimate`` out.
 
-    solver: {name, nfe, ...solver config keys}; prior: {name, ...}. Rows that already carry an
-    error pass through untouched; a row whose solve fails becomes an error row (stage "restore").
+    solver: {name, nfe, samples, estimate, ...solver config keys}; prior: {name, ...}. Rows that
+    already carry an error pass through untouched; a row whose solve fails becomes an error row
+    (stage "restore").
     """
 
     def __init__(self, solver: dict, prior: dict, seed: int, device: str = "auto",
@@ -26,6 +29,8 @@ class RestoreActor:
         self.solver_name = spec.pop("name")
         self.nfe = int(spec.pop("nfe", 20))
         self.solve = get_solver(self.solver_name)
+        self.posterior, spec = split_posterior(spec)
+        check_posterior(self.solver_name, self.posterior)
         self.config = solver_config(self.solver_name, **spec)
         self.prior_spec = dict(prior)
         self.prior = build_prior(self.prior_spec, device=str(self.device))
@@ -36,15 +41,18 @@ class RestoreActor:
 
     def restore_row(self, row: dict) -> dict:
         out = {**row, "restored": b"", "seconds": float("nan"), "nfe": 0, "nfe_backward": 0,
-               "solver": self.solver_name, "prior": self.prior_spec.get("name", "")}
+               "solver": self.solver_name, "prior": self.prior_spec.get("name", ""), "std": b"",
+               "samples": self.posterior.samples, "estimate": self.posterior.kind}
         if row.get("error_stage"):
             return out
         try:
             y = hwc_to_nchw(unpack(row["lq"]), self.device)
             op = build_degradation(json.loads(str(row["degradation"])))
-            x, out["nfe"], out["nfe_backward"], out["seconds"] = timed_solve(
-                self.solve, y, op, self.prior, self.nfe, self.config, self.seed, str(row["id"]))
-            out["restored"] = pack(nchw_to_hwc(x))
+            result, out["seconds"] = timed_solve(self.solve, y, op, self.prior, self.nfe, self.config,
+                                                 self.seed, str(row["id"]), self.posterior)
+            out["nfe"], out["nfe_backward"] = result.nfe, result.nfe_backward
+            out["restored"] = pack(nchw_to_hwc(result.x))
+            out["std"] = b"" if result.std is None else pack(nchw_to_hwc(result.std))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
             out.update(error_fields("restore", exc))
         return out

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from operators.seeding import make_generator
+from operators.solvers.base import SolverOutput
+from operators.solvers.posterior import PosteriorConfig, posterior_samples
 
 
 def setup_device(device: str = "auto", torch_threads: int | None = None) -> torch.device:
@@ -33,12 +35,15 @@ def nchw_to_hwc(x: torch.Tensor) -> np.ndarray:
     return x[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
-def timed_solve(solve, y: torch.Tensor, op, prior, nfe: int, config, seed: int,
-                row_id: str) -> tuple[torch.Tensor, int, int, float]:
-    """Run ``solve`` with a CPU generator seeded by (seed, row_id, "solve");
-    return (x (1, C, H, W), nfe, nfe_backward, seconds)."""
+def timed_solve(solve, y: torch.Tensor, op, prior, nfe: int, config, seed: int, row_id: str,
+                posterior: PosteriorConfig | None = None) -> tuple[SolverOutput, float]:
+    """Run ``solve`` with a CPU generator seeded by (seed, row_id, "solve"), ``posterior.samples``
+    seeded samples in one batched call (operators.solvers.posterior); return (the output:
+    x (1, C, H, W), std or None, NFE counts; seconds)."""
+    p = posterior or PosteriorConfig()
     gen = make_generator(seed, str(row_id), "solve")  # CPU: same draws on any device
     t0 = time.perf_counter()
     with torch.no_grad():  # solvers that need gradients enable them themselves
-        result = solve(y, op, prior, nfe=int(nfe), generator=gen, config=config)
-    return result.x, int(result.nfe), int(result.nfe_backward), time.perf_counter() - t0
+        result = posterior_samples(solve, y, op, prior, nfe=int(nfe), generator=gen, config=config,
+                                   samples=p.samples, estimate=p.estimate or "mean")
+    return result, time.perf_counter() - t0

@@ -75,13 +75,17 @@ def encode_png(pixels: np.ndarray, grey: bool = False) -> bytes:
     return buf.getvalue()
 
 
+def fit_height(im: np.ndarray, height: int) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] -> (height, W', 3) uint8 at the same aspect ratio (nearest
+    neighbour when enlarging, so pixels stay visible; Lanczos when shrinking)."""
+    pil = Image.fromarray(np.round(np.clip(im, 0, 1) * 255).astype(np.uint8))
+    w = max(1, round(pil.width * height / pil.height))
+    return np.asarray(pil.resize((w, height), Image.Resampling.NEAREST if pil.height < height else Image.Resampling.LANCZOS))
+
+
 def side_by_side(images: list[np.ndarray], height: int = 256, gap: int = 4) -> np.ndarray:
     """Resize each (H, W, 3) image to ``height`` and place them left to right on white."""
-    tiles = []
-    for im in images:
-        pil = Image.fromarray(np.round(np.clip(im, 0, 1) * 255).astype(np.uint8))
-        w = max(1, round(pil.width * height / pil.height))
-        tiles.append(np.asarray(pil.resize((w, height), Image.Resampling.NEAREST if pil.height < height else Image.Resampling.LANCZOS)))
+    tiles = [fit_height(im, height) for im in images]
     width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)
     canvas = np.full((height, width, 3), 255, np.uint8)
     x = 0

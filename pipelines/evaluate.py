@@ -11,7 +11,9 @@ and one MLflow run. Results + errors + skipped rows = the whole grid, always.
 
 Result columns: id, image_id, dataset, image (relative path), source_uri, crop, width,
 height, task, method, kind, method_spec (JSON), degradation (the task's spec, JSON), psnr,
-ssim, lq_psnr, lq_ssim, nfe, nfe_backward, seconds, seed, config_hash.
+ssim, lq_psnr, lq_ssim, nfe, nfe_backward, seconds, samples, estimate ("single" | "mean" |
+"sample", see operators.solvers.posterior), std_mean (mean posterior std, null when none),
+seed, config_hash.
 """
 from __future__ import annotations
 
@@ -145,8 +147,12 @@ def stream_rows(ds, cfg: EvaluateConfig, chash: str, summary: EvaluateSummary, p
     def keep_panel(row: dict) -> None:
         if len(row["restored_png"]):
             p = panels.setdefault((str(row["dataset"]), str(row["relative_path"]), str(row["task"])),
-                                  {"lq": bytes(row["lq_png"]), "hq": bytes(row["hq_png"]), "methods": {}})
-            p["methods"][str(row["method"])] = bytes(row["restored_png"])
+                                  {"lq": bytes(row["lq_png"]), "hq": bytes(row["hq_png"]),
+                                   "lq_scores": (float(row["lq_psnr"]), float(row["lq_ssim"])), "methods": {}})
+            p["methods"][str(row["method"])] = {
+                "png": bytes(row["restored_png"]), "scores": (float(row["psnr"]), float(row["ssim"])),
+                "samples": int(row["samples"]), "estimate": str(row["estimate"]),
+                "std_png": bytes(row["std_png"]), "std_mean": float(row["std_mean"])}
 
     stream_to_tables(ds, cfg.output, cfg.storage, cfg.flush_rows, summary, chash,
                      lambda row: result_row(row, cfg.seed, chash), error_extra=ERROR_EXTRA, on_result=keep_panel)
@@ -161,6 +167,7 @@ def result_row(row: dict, seed: int, chash: str) -> dict:
             "method": str(row["method"]), "kind": spec["kind"], "method_spec": str(row["method_spec"]),
             "degradation": str(row["task_spec"]), **{k: num(k) for k in ("psnr", "ssim", "lq_psnr", "lq_ssim")},
             "nfe": int(row["nfe"]), "nfe_backward": int(row["nfe_backward"]), "seconds": num("seconds"),
+            "samples": int(row["samples"]), "estimate": str(row["estimate"]), "std_mean": num("std_mean"),
             "seed": int(seed), "config_hash": chash}
 
 
@@ -183,9 +190,8 @@ def finish(cfg: EvaluateConfig, summary: EvaluateSummary, grid_ids: set[str], sk
     write_bytes_atomic(join(cfg.output, "results.md"), artifacts["results.md"], cfg.storage)
     order = [m.name for m in cfg.methods]
     for (dataset, image, task), p in sorted(panels.items()):
-        methods = [(m, p["methods"][m]) for m in order if m in p["methods"]]
         name = f"{dataset}__{image.rsplit('.', 1)[0].replace('/', '__')}__{task}.png"
-        png = comparison_grid(p["lq"], methods, p["hq"])
+        png = comparison_grid(p, order)
         write_bytes_atomic(join(cfg.output, "comparisons", name), png, cfg.storage)
         artifacts[f"comparisons/{name}"] = png
     log_evaluate_run(cfg, summary, results, artifacts)

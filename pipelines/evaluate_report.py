@@ -1,16 +1,13 @@
 """The evaluate job's report: the markdown table (task x method means per dataset, best
-solver vs best baseline) and the labelled comparison grids (LQ | each method | reference)."""
+solver vs best baseline) and the labelled comparison grids (input | each method [| its
+posterior std] | reference, with PSNR / SSIM)."""
 from __future__ import annotations
 
-import io
 import math
 from collections import defaultdict
 
-import numpy as np
-
-from operators.media import decode_image, encode_png, side_by_side
-
-LABEL_PX = 18
+from operators.comparison import Panel, estimate_title, labelled_grid, scores, std_panel
+from operators.media import decode_image, encode_png
 
 
 def _mean(vals) -> float:
@@ -83,22 +80,19 @@ def _best_line(task: str, means: dict[str, float], kinds: dict[str, str]) -> str
     return f"| {task} | {s} | {_f(sp, '.2f')} | {b} | {_f(bp, '.2f')} | {_f(sp - bp, '+.2f')} |"
 
 
-def comparison_grid(lq: bytes, panels: list[tuple[str, bytes]], hq: bytes, height: int = 160) -> bytes:
-    """PNG: LQ | each (label, restored PNG) | reference, each panel ``height`` px high with
-    its label above it."""
-    from PIL import Image, ImageDraw
-
-    named = [("LQ", lq), *panels, ("reference", hq)]
-    images = [decode_image(data).pixels for _, data in named]
-    strip = side_by_side(images, height=height)
-    canvas = np.full((height + LABEL_PX, strip.shape[1], 3), 1.0, np.float32)
-    canvas[LABEL_PX:] = strip
-    pil = Image.open(io.BytesIO(encode_png(canvas))).convert("RGB")
-    draw = ImageDraw.Draw(pil)
-    x = 0
-    for (label, _), im in zip(named, images):
-        draw.text((x + 2, 3), label, fill=(0, 0, 0))
-        x += max(1, round(im.shape[1] * height / im.shape[0])) + 4  # side_by_side's tile width + gap
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG")
-    return buf.getvalue()
+def comparison_grid(panel: dict, order: list[str], height: int = 160) -> bytes:
+    """PNG: input | each method in ``order`` (and its posterior std, where it has one) |
+    reference, labelled with PSNR / SSIM (operators.comparison). ``panel``: {"lq", "hq": PNG
+    bytes, "lq_scores": (psnr, ssim), "methods": {name: {"png", "scores", "samples",
+    "estimate", "std_png", "std_mean"}}}, as pipelines.evaluate keeps them."""
+    panels = [Panel("input", decode_image(panel["lq"]).pixels, scores(*panel["lq_scores"]))]
+    for name in order:
+        m = panel["methods"].get(name)
+        if m is None:
+            continue
+        title = estimate_title(name, m["samples"], m["estimate"])
+        panels.append(Panel(title, decode_image(m["png"]).pixels, scores(*m["scores"])))
+        if m["std_png"]:
+            panels.append(std_panel(decode_image(m["std_png"]).pixels, m["std_mean"], f"{name} std"))
+    panels.append(Panel("reference", decode_image(panel["hq"]).pixels))
+    return encode_png(labelled_grid(panels, height=height))

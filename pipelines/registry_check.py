@@ -39,13 +39,26 @@ def check_concrete(spec: dict, key: str = "degradation") -> None:
 
 
 def check_solver(spec: dict, key: str = "solver") -> None:
+    """name, nfe, the posterior keys (samples, estimate: operators.solvers.posterior) and the
+    rest as the solver's config dataclass."""
     from operators.solvers import SOLVERS, solver_config
+    from operators.solvers.posterior import KEYS, PosteriorConfig, check_posterior
 
     name = _name(spec, key, SOLVERS.names())
-    rest = {k: v for k, v in spec.items() if k not in ("name", "nfe")}
+    rest = {k: v for k, v in spec.items() if k not in ("name", "nfe", *KEYS)}
     nfe = spec.get("nfe", 20)
     if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
         raise ConfigError(f"config key '{key}.nfe': expected a positive integer, got {nfe!r}")
+    posterior = {k: spec[k] for k in KEYS if k in spec}
+    for k, v in posterior.items():
+        try:
+            PosteriorConfig(**{k: v})
+        except ValueError as e:
+            raise ConfigError(f"config key '{key}.{k}': {e}") from None
+    try:
+        check_posterior(name, PosteriorConfig(**posterior))
+    except ValueError as e:
+        raise ConfigError(f"config key '{key}.samples': {e}") from None
     try:
         solver_config(name, **rest)
     except (ValueError, TypeError, KeyError) as e:

@@ -21,10 +21,15 @@ def image_id(source_uri: str) -> str:
 
 
 def write_shard(base: str, table_name: str, rows: list[dict], storage: StorageConfig | None = None) -> str | None:
-    """Write rows as ``<base>/<table_name>/part-<uuid>.parquet`` atomically; None if no rows."""
+    """Write rows as ``<base>/<table_name>/part-<uuid>.parquet`` atomically; None if no rows.
+    A column null in every row (psnr without a reference, std_mean without samples: the only
+    nullable columns are numbers) is written as float64, so every shard has one schema."""
     if not rows:
         return None
     table = pa.Table.from_pylist(rows)
+    for i, f in enumerate(table.schema):
+        if pa.types.is_null(f.type):
+            table = table.set_column(i, pa.field(f.name, pa.float64()), table.column(i).cast(pa.float64()))
     buf = io.BytesIO()
     pq.write_table(table, buf)
     uri = join(base, table_name, f"part-{uuid.uuid4().hex}.parquet")

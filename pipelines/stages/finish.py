@@ -1,5 +1,7 @@
 """Stage `finish`: metrics against the reference, restored PNG and comparison grids written
-to ``<output>/restored/<relative_path>.png`` and ``<output>/comparisons/<relative path, / -> __>.png``.
+to ``<output>/restored/<relative_path>.png`` and ``<output>/comparisons/<relative path, / -> __>.png``;
+a posterior std (``samples`` > 1, or PnP-ULA) goes to ``<output>/std/<relative_path>.png``,
+shown grey as clip(STD_SCALE * std, 0, 1) (operators.comparison), its mean in ``std_mean``.
 
 Stateless (``map_batches``). Drops the pixel columns so only table columns reach the driver.
 """
@@ -11,12 +13,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from actors.columns import batch_to_rows, error_fields, rows_to_batch, unpack
-from operators.media import encode_png, side_by_side
+from operators.comparison import estimate_title, labelled_grid, restoration_panels, std_display
+from operators.media import encode_png
 from operators.metrics.quality import quality
 from pipelines.sections import StorageConfig
 from pipelines.storage import join, write_bytes_atomic
 
-PIXEL_COLUMNS = ("lq", "hq", "restored")
+PIXEL_COLUMNS = ("lq", "hq", "restored", "std")
 
 
 def output_name(relative_path: str) -> str:
@@ -39,12 +42,13 @@ class FinishStage:
     def finish_row(self, row: dict) -> dict:
         out = {k: v for k, v in row.items() if k not in PIXEL_COLUMNS}
         out.update({"psnr": math.nan, "ssim": math.nan, "lq_psnr": math.nan, "lq_ssim": math.nan,
-                    "restored_uri": "", "config_hash": self.config_hash})
+                    "restored_uri": "", "std_mean": math.nan, "std_uri": "", "config_hash": self.config_hash})
         if row.get("error_stage"):
             return out
         stage = "metrics"
         try:
             restored, lq, hq = unpack(row["restored"]), unpack(row["lq"]), unpack(row["hq"])
+            std = unpack(row.get("std"))
             if hq is not None:
                 out["psnr"], out["ssim"] = quality(restored, hq, resize=False)
                 out["lq_psnr"], out["lq_ssim"] = quality(lq, hq)
@@ -52,11 +56,17 @@ class FinishStage:
             rel = output_name(str(row["relative_path"]))
             uri = join(self.output, "restored", rel)
             out["restored_uri"] = write_bytes_atomic(uri, encode_png(restored, bool(row.get("grey"))), self.storage)
+            if std is not None:
+                out["std_mean"] = float(std.mean())
+                std_png = encode_png(std_display(std), grey=True)
+                out["std_uri"] = write_bytes_atomic(join(self.output, "std", rel), std_png, self.storage)
             if str(row["id"]) in self.comparison_ids:
-                lq_rgb = np.repeat(lq, 3, axis=2) if lq.shape[2] == 1 else lq
-                panels = [np.clip(lq_rgb, 0, 1), restored] + ([hq] if hq is not None else [])
+                title = estimate_title("restored", int(row.get("samples", 1)), str(row.get("estimate", "single")))
+                panels = restoration_panels(np.clip(lq, 0, 1), restored, hq, (out["lq_psnr"], out["lq_ssim"]),
+                                            (out["psnr"], out["ssim"]), std, title)
                 name = rel.replace("/", "__")
-                write_bytes_atomic(join(self.output, "comparisons", name), encode_png(side_by_side(panels)), self.storage)
+                write_bytes_atomic(join(self.output, "comparisons", name), encode_png(labelled_grid(panels)),
+                                   self.storage)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
             out.update(error_fields(stage, exc))
         return out

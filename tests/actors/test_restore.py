@@ -48,8 +48,24 @@ def test_restore_is_seeded_by_row_with_a_cpu_generator():
     np.testing.assert_array_equal(a, unpack(actor.restore_row(_row("same", lq))["restored"]))
     assert not np.array_equal(a, unpack(actor.restore_row(_row("other", lq))["restored"]))
     prior = build_prior({"name": "gaussian", "s2": 0.05, "mean": 0.5})
-    x, _, _, _ = timed_solve(get_solver("diffpir"), hwc_to_nchw(lq), build_degradation(DEG), prior, 3,
-                               solver_config("diffpir"), 7, "same")
-    np.testing.assert_allclose(x[0].clamp(0, 1).permute(1, 2, 0).numpy(), a, atol=1e-6)
+    result, _ = timed_solve(get_solver("diffpir"), hwc_to_nchw(lq), build_degradation(DEG), prior, 3,
+                            solver_config("diffpir"), 7, "same")
+    np.testing.assert_allclose(result.x[0].clamp(0, 1).permute(1, 2, 0).numpy(), a, atol=1e-6)
     torch.manual_seed(0)  # the global RNG plays no part
     np.testing.assert_array_equal(a, unpack(actor.restore_row(_row("same", lq))["restored"]))
+
+
+def test_samples_give_the_mean_the_std_and_say_which_estimate():
+    lq = np.random.default_rng(2).random((16, 16, 3)).astype(np.float32)
+    prior = {"name": "gaussian", "s2": 0.05, "mean": 0.5}
+    one = RestoreActor({"name": "diffpir", "nfe": 3}, prior, seed=7, device="cpu").restore_row(_row("r", lq))
+    assert (int(one["samples"]), one["estimate"], len(one["std"])) == (1, "single", 0)
+    rows = {e: RestoreActor({"name": "diffpir", "nfe": 3, "samples": 3, **({"estimate": e} if e else {})}, prior,
+                            seed=7, device="cpu").restore_row(_row("r", lq)) for e in (None, "sample")}
+    mean, sample = rows[None], rows["sample"]
+    assert (int(mean["samples"]), mean["estimate"], sample["estimate"]) == (3, "mean", "sample")
+    assert int(mean["nfe"]) == 3  # per batched call: the 3 samples cost 3x that compute
+    std = unpack(mean["std"])
+    assert std.shape == (16, 16, 3) and std.min() > 0
+    np.testing.assert_array_equal(std, unpack(sample["std"]))  # the same 3 draws, summarised twice
+    assert not np.array_equal(unpack(mean["restored"]), unpack(sample["restored"]))

@@ -179,3 +179,19 @@ def test_stage_and_actor_turn_failures_into_error_rows(tmp_path):
     assert ok["error_stage"] == "" and ok["psnr"] == pytest.approx(ok["lq_psnr"], abs=1e-4) and len(ok["restored_png"])
     assert (no_prior["error_stage"], no_prior["error_type"]) == ("restore", "FileNotFoundError")
     assert missing["error_stage"] == "read" and "lq" not in missing and "hq" not in missing
+
+
+def test_posterior_samples_columns_and_std_panel(ray_local, tmp_path):
+    from operators.comparison import HEADER_PX
+
+    _images(tmp_path / "in", 1)
+    methods = [{**METHODS[0], "solver": {"name": "diffpir", "samples": 2}}, METHODS[2]]
+    run(_config(tmp_path, tasks=TASKS[:1], methods=methods, mlflow={"enabled": False}))
+    rows = {r["method"]: r for r in _rows(tmp_path / "out" / "results")}
+    assert (rows["diffpir"]["samples"], rows["diffpir"]["estimate"]) == (2, "mean") and rows["diffpir"]["std_mean"] > 0
+    assert (rows["pinv"]["samples"], rows["pinv"]["estimate"], rows["pinv"]["std_mean"]) == (1, "single", None)
+    with Image.open(tmp_path / "out" / "comparisons" / "tiny__img0__denoise.png") as g:
+        grid = np.asarray(g.convert("RGB"))
+    # input | diffpir (mean of 2) | diffpir std | pinv | reference: 40 px crops shown 160 px high
+    assert grid.shape == (HEADER_PX + 160, 5 * 160 + 4 * 4, 3)
+    assert all((grid[:HEADER_PX, k * 164:k * 164 + 160] < 128).any() for k in range(5))

@@ -5,8 +5,9 @@ import json
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
-from pipelines.config import from_dict
+from pipelines.config import ConfigError, from_dict
 from pipelines.restore_images import RestoreImagesConfig, run
 from pipelines.stages.finish import output_name
 from tests.pipelines.conftest import make_valid_images
@@ -52,6 +53,7 @@ def test_job_outputs_errors_and_mlflow(ray_local, tmp_path, image_folder):
         assert r["width"] % 2 == 0 and r["height"] % 2 == 0  # mod-cropped for x2
         assert json.loads(r["degradation"])["name"] == "sr"
         assert (out / "restored" / output_name(r["relative_path"])).is_file()
+        assert (r["samples"], r["estimate"], r["std_mean"], r["std_uri"]) == (1, "single", None, "")
     grey = next(r for r in results if r["relative_path"] == "sub/grey_odd.png")
     assert (grey["width"], grey["height"]) == (28, 36)
     assert sorted(p.name for p in (out / "comparisons").glob("*.png")) == ["cmyk.jpg.png", "deep16.png"]
@@ -89,3 +91,40 @@ def test_rerun_is_deterministic_and_resumes(ray_local, tmp_path):
     # a changed solver config is a different config hash: nothing is skipped
     changed = run(_config(tmp_path, root, out, mlflow={"enabled": False}, solver={"name": "diffpir", "nfe": 2}))
     assert changed.done == 10 and changed.skipped == 0
+
+
+def test_samples_write_the_std_column_image_and_labelled_grid(ray_local, tmp_path):
+    from PIL import Image
+
+    from operators.comparison import HEADER_PX
+
+    root = tmp_path / "in"
+    root.mkdir()
+    yy, xx = np.mgrid[0:32, 0:32]
+    img = 0.5 + 0.3 * np.sin(xx / 3)[..., None] * np.cos(yy / 4)[..., None] * np.ones(3)
+    Image.fromarray((img * 255).astype(np.uint8)).save(root / "a.png")
+    solver = {"name": "diffpir", "nfe": 3, "samples": 2}
+    cfg = _config(tmp_path, root, tmp_path / "out", solver=solver, mlflow={"enabled": False})
+    run(cfg)
+    (r,) = _table(tmp_path / "out" / "results")
+    assert (r["samples"], r["estimate"]) == (2, "mean") and r["std_mean"] > 0
+    assert r["std_uri"] == str(tmp_path / "out" / "std" / "a.png")
+    with Image.open(r["std_uri"]) as std:
+        assert std.mode == "L" and std.size == (32, 32) and np.asarray(std).max() > 0
+    with Image.open(tmp_path / "out" / "comparisons" / "a.png") as g:
+        grid = np.asarray(g.convert("RGB"))
+    # input | restored (mean of 2) | posterior std | reference, each 160 px wide under a header
+    assert grid.shape == (HEADER_PX + 160, 4 * 160 + 3 * 4, 3)
+    for k in range(4):
+        assert (grid[:HEADER_PX, k * 164:k * 164 + 160] < 128).any()  # the header's text
+
+
+@pytest.mark.parametrize("solver, needle", [
+    ({"name": "diffpir", "samples": 0}, "'solver.samples': samples must be an integer >= 1"),
+    ({"name": "diffpir", "samples": 2.0}, "'solver.samples'"),
+    ({"name": "diffpir", "samples": 2, "estimate": "median"}, "'solver.estimate'"),
+    ({"name": "reld", "samples": 2}, "'solver.samples': solver 'reld' is deterministic"),
+])
+def test_posterior_keys_are_validated_naming_the_key(tmp_path, solver, needle):
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        _config(tmp_path, tmp_path, tmp_path / "out", solver=solver)
