@@ -19,7 +19,7 @@ from operators.degradations import build_degradation
 from operators.media import encode_png
 from operators.metrics.quality import quality
 from operators.priors import Prior, build_prior
-from operators.solvers import SolverOutput, get_solver, solver_config
+from operators.solvers import SolverOutput, get_solver, row_config
 from operators.solvers.posterior import PosteriorConfig, check_posterior, split_posterior
 
 PIXEL_COLUMNS = ("lq", "hq")
@@ -68,7 +68,7 @@ class EvaluateActor:
         check_posterior(name, posterior)
         prior = self.prior(spec["prior"])
         result, seconds = timed_solve(get_solver(name), y, op, prior, int(spec["nfe"]),
-                                      solver_config(name, **options), self.seed, str(row["id"]), posterior)
+                                      row_config(name, options, op)[0], self.seed, str(row["id"]), posterior)
         return result, posterior, seconds
 
     def evaluate_row(self, row: dict) -> dict:

@@ -9,7 +9,7 @@ from actors.columns import batch_to_rows, error_fields, pack, rows_to_batch, unp
 from actors.runtime import hwc_to_nchw, nchw_to_hwc, setup_device, timed_solve
 from operators.degradations import build_degradation
 from operators.priors import build_prior
-from operators.solvers import get_solver, solver_config
+from operators.solvers import get_solver, row_config
 from operators.solvers.posterior import check_posterior, split_posterior
 
 
@@ -17,7 +17,8 @@ class RestoreActor:
     """Callable class for ``map_batches``: rows with ``lq`` and ``degradation`` in; ``restored``,
     ``std`` (the posterior std, b"" when none), ``samples`` and ``estimate`` out.
 
-    solver: {name, nfe, samples, estimate, ...solver config keys}; prior: {name, ...}. Rows that
+    solver: {name, nfe, samples, estimate, preset, ...solver config keys}, the config resolved
+    per row against its degradation's preset (``preset`` / ``solver_config`` out); prior: {name, ...}. Rows that
     already carry an error pass through untouched; a row whose solve fails becomes an error row
     (stage "restore").
     """
@@ -31,7 +32,8 @@ class RestoreActor:
         self.solve = get_solver(self.solver_name)
         self.posterior, spec = split_posterior(spec)
         check_posterior(self.solver_name, self.posterior)
-        self.config = solver_config(self.solver_name, **spec)
+        self.spec = spec  # solver config keys (and preset); resolved per row by its degradation
+        row_config(self.solver_name, spec, None)  # bad keys fail here, not on every row
         self.prior_spec = dict(prior)
         self.prior = build_prior(self.prior_spec, device=str(self.device))
         self.seed = seed
@@ -42,13 +44,16 @@ class RestoreActor:
     def restore_row(self, row: dict) -> dict:
         out = {**row, "restored": b"", "seconds": float("nan"), "nfe": 0, "nfe_backward": 0,
                "solver": self.solver_name, "prior": self.prior_spec.get("name", ""), "std": b"",
-               "samples": self.posterior.samples, "estimate": self.posterior.kind}
+               "samples": self.posterior.samples, "estimate": self.posterior.kind,
+               "preset": "", "solver_config": ""}
         if row.get("error_stage"):
             return out
         try:
             y = hwc_to_nchw(unpack(row["lq"]), self.device)
             op = build_degradation(json.loads(str(row["degradation"])))
-            result, out["seconds"] = timed_solve(self.solve, y, op, self.prior, self.nfe, self.config,
+            config, out["preset"] = row_config(self.solver_name, self.spec, op)
+            out["solver_config"] = json.dumps(config.to_dict(), sort_keys=True)
+            result, out["seconds"] = timed_solve(self.solve, y, op, self.prior, self.nfe, config,
                                                  self.seed, str(row["id"]), self.posterior)
             out["nfe"], out["nfe_backward"] = result.nfe, result.nfe_backward
             out["restored"] = pack(nchw_to_hwc(result.x))

@@ -126,11 +126,11 @@ def skip_reason(method: MethodConfig, task: TaskConfig) -> str | None:
 
         name = spec["baseline"]["name"]
         return None if op.name in APPLIES[name] else f"baseline {name!r} applies to {', '.join(APPLIES[name])}"
-    from operators.solvers import common, solver_config
+    from operators.solvers import common, row_config
     from operators.solvers.posterior import split_posterior
 
     name = spec["solver"]["name"]
-    cfg = solver_config(name, **split_posterior({k: v for k, v in spec["solver"].items() if k != "name"})[1])
+    cfg = row_config(name, split_posterior({k: v for k, v in spec["solver"].items() if k != "name"})[1], op)[0]
     try:
         if name in PIXEL_ONLY and method.prior_space() != "pixel":
             raise ValueError(f"solver {name!r} needs a pixel-space prior")

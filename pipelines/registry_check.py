@@ -39,9 +39,9 @@ def check_concrete(spec: dict, key: str = "degradation") -> None:
 
 
 def check_solver(spec: dict, key: str = "solver") -> None:
-    """name, nfe, the posterior keys (samples, estimate: operators.solvers.posterior) and the
-    rest as the solver's config dataclass."""
-    from operators.solvers import SOLVERS, solver_config
+    """name, nfe, the posterior keys (samples, estimate: operators.solvers.posterior), preset
+    (operators.solvers.presets) and the rest as the solver's config dataclass."""
+    from operators.solvers import SOLVERS, row_config
     from operators.solvers.posterior import KEYS, PosteriorConfig, check_posterior
 
     name = _name(spec, key, SOLVERS.names())
@@ -60,7 +60,7 @@ def check_solver(spec: dict, key: str = "solver") -> None:
     except ValueError as e:
         raise ConfigError(f"config key '{key}.samples': {e}") from None
     try:
-        solver_config(name, **rest)
+        row_config(name, rest, None)  # preset name, keys and values; the preset itself per row
     except (ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"config key '{key}': {e}") from None
 

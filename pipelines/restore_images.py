@@ -139,14 +139,16 @@ def result_row(row: dict, cfg: RestoreImagesConfig, chash: str) -> dict:
     """A ``results`` row. ``samples``: posterior samples drawn (solver.samples); ``estimate``:
     what ``restored_uri`` holds, "single" (one solver run), "mean" (the mean of the samples,
     the MMSE estimate) or "sample" (one of them); ``std_mean``/``std_uri``: the mean and the
-    image (std/<relative_path>.png) of the per-pixel posterior std, null / "" when none."""
+    image (std/<relative_path>.png) of the per-pixel posterior std, null / "" when none;
+    ``preset``: the task family whose preset the row ran with ("none" when disabled);
+    ``solver_config``: the solver's config as it ran (preset + the config's keys), JSON."""
     text = {k: str(row[k]) for k in ("id", "source_uri", "relative_path", "degradation", "solver", "prior")}
     return {**text, "width": int(row["width"]), "height": int(row["height"]), "nfe": int(row["nfe"]),
             "nfe_backward": int(row["nfe_backward"]), "seed": cfg.seed, "config_hash": chash,
             "seconds": float(row["seconds"]), **{k: _nullable(row[k]) for k in ("psnr", "ssim", "lq_psnr", "lq_ssim")},
             "restored_uri": str(row["restored_uri"]), "samples": int(row["samples"]),
             "estimate": str(row["estimate"]), "std_mean": _nullable(row["std_mean"]), "std_uri": str(row["std_uri"]),
-            "solver_config": json.dumps(cfg.solver, sort_keys=True)}
+            "preset": str(row["preset"]), "solver_config": str(row["solver_config"])}
 
 
 def _nullable(v) -> float | None:

@@ -16,6 +16,7 @@ from operators.solvers.dps import DPSConfig, solve_dps
 from operators.solvers.langevin import LangevinConfig, solve_langevin
 from operators.solvers.latent_dps import LatentDPSConfig, solve_latent_dps
 from operators.solvers.pnp_ula import PnPULAConfig, solve_pnp_ula
+from operators.solvers.presets import resolve_spec
 from operators.solvers.reld import RELDConfig, solve_reld
 from operators.solvers.tiling import TiledPrior
 
@@ -46,8 +47,17 @@ def solver_config(name: str, **overrides: Any) -> SolverConfig:
     return build_config(CONFIGS[name], name, overrides)
 
 
+def row_config(name: str, spec: dict[str, Any], degradation: Any) -> tuple[SolverConfig, str]:
+    """(config, preset family used) of solver ``name`` for one row's ``degradation``: the
+    shipped preset of its task family (configs/presets.yaml) overlaid by ``spec``'s keys
+    (``preset: auto | none | <family>`` picks; see :mod:`operators.solvers.presets`)."""
+    SOLVERS.get(name)
+    keys, preset = resolve_spec(name, spec, degradation)
+    return build_config(CONFIGS[name], name, keys), preset
+
+
 __all__ = [
-    "SOLVERS", "CONFIGS", "get_solver", "solver_config", "SolverOutput", "SolverConfig",
+    "SOLVERS", "CONFIGS", "get_solver", "solver_config", "row_config", "SolverOutput", "SolverConfig",
     "karras_sigmas", "TiledPrior", "DPSConfig", "DDNMConfig", "DiffPIRConfig", "PnPULAConfig",
     "LangevinConfig", "RELDConfig", "LatentDPSConfig",
 ]
