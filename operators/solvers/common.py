@@ -171,23 +171,6 @@ def data_prox(degradation: Degradation, z: torch.Tensor, y: torch.Tensor, rho: f
     return x
 
 
-def require_range_space(degradation: Degradation, solver: str) -> None:
-    """DDNM's range-space step needs ``pinv`` (linear A) or a ``project`` onto {x : A x = y}."""
-    if not (callable(getattr(degradation, "project", None)) and getattr(degradation, "exact_prox", False)):
-        require(degradation, "pinv", solver)
-
-
-def range_space_step(degradation: Degradation, x0: torch.Tensor, y: torch.Tensor,
-                     lam: float = 1.0) -> torch.Tensor:
-    """x0 + lam A^+ (y - A x0) (DDNM+, Wang et al. 2023, Eq. 17; lam = 1: A^+ y + (I - A^+ A) x0,
-    the projection of x0 onto {x : A x = y}). Operators with a ``project`` (JPEG: onto its
-    quantization constraint set) give x0 + lam (P(x0) - x0), the same map for non-linear A."""
-    project = getattr(degradation, "project", None)
-    if callable(project) and getattr(degradation, "exact_prox", False):
-        return x0 + lam * (project(x0, y) - x0)
-    return x0 + lam * degradation.pinv(y - degradation.forward(x0))
-
-
 def likelihood_grad(degradation: Degradation, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """grad_x log p(y | x) = A^T (y - A x) / sigma_n^2 for Gaussian noise (sigma_n floored
     as in ``prox``): (B, C, H, W)."""

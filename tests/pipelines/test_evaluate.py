@@ -29,10 +29,11 @@ METHODS = [
     {"name": "tv", "kind": "baseline", "baseline": {"name": "tv", "iters": 20}},
     {"name": "wiener", "kind": "baseline", "baseline": {"name": "wiener"}},
 ]
-# applicable (task, method) pairs: diffpir needs a prox, ddnm a pinv (no JPEG for either),
-# pinv no JPEG, tv everything, wiener denoise (and blur) only
+# applicable (task, method) pairs: diffpir needs an exact prox (noiseless JPEG has one: the
+# projection onto its quantization constraint set), ddnm a pinv (no JPEG), pinv no JPEG, tv
+# everything, wiener denoise (and blur) only
 APPLICABLE = {("denoise", m) for m in ("diffpir", "ddnm", "pinv", "tv", "wiener")} | {
-    (t, m) for t in ("sr_x2", "inpaint") for m in ("diffpir", "ddnm", "pinv", "tv")} | {("jpeg", "tv")}
+    (t, m) for t in ("sr_x2", "inpaint") for m in ("diffpir", "ddnm", "pinv", "tv")} | {("jpeg", "tv"), ("jpeg", "diffpir")}
 
 
 def _images(root: Path, n: int = 2) -> list[str]:
