@@ -6,13 +6,14 @@ message) and flows on; it is never dropped.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from actors.columns import batch_to_rows, error_fields, no_error, pack, rows_to_batch
 from operators.degradations import build_degradation
+from operators.degradations.jpeg import file_tables
 from operators.media import DEFAULT_MAX_PIXELS, decode_image
 from operators.metrics.quality import crop_reference
 from operators.seeding import make_generator
@@ -59,6 +60,8 @@ class LoadStage:
             else:
                 y = x
                 op = op.bind(tuple(op.input_shape(tuple(y.shape))), None)  # concrete (validated): no draws
+                if op.name == "jpeg" and op.tables is None and (found := file_tables(data)):
+                    op = replace(op, **found)  # the file's own tables and subsampling: its QCS
                 ref_uri = row.get("reference_uri") or ""
                 if ref_uri:
                     stage = "reference"

@@ -59,3 +59,26 @@ def test_compose_chain_on_an_odd_size_restores_in_load(tmp_path):
     out = LoadStage(spec, True, 0).load_row(_row(src))
     assert out["error_stage"] == "", out["error_message"]
     assert unpack(out["hq"]).shape == (96, 128, 3) and unpack(out["lq"]).shape == (24, 32, 3)
+
+
+def test_a_real_jpeg_brings_its_own_tables(tmp_path):
+    """synthesize: false with a JPEG file: the spec carries the file's quantization tables and
+    subsampling (its quantization constraint set), not the configured quality's."""
+    import json
+
+    from PIL import Image
+
+    from operators.degradations import build_degradation
+    from operators.degradations.jpeg import quant_table
+
+    img = (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.jpg", quality=23, subsampling="4:4:4")
+    out = LoadStage({"name": "jpeg", "quality": 75}, False, 0).load_row(_row(str(tmp_path / "a.jpg")))
+    assert out["error_stage"] == "", out["error_message"]
+    op = build_degradation(json.loads(out["degradation"]))
+    assert op.subsampling == "4:4:4" and op.exact_prox
+    assert np.array_equal(op.quant_tables()[0], quant_table(23, False))
+    y = torch.from_numpy(unpack(out["lq"])).permute(2, 0, 1)[None].double()
+    assert torch.allclose(op.project(y, y), y, atol=1e-9)  # the decoded file is in its own set
+    png = LoadStage({"name": "jpeg", "quality": 75}, False, 0).load_row(_row(_png(tmp_path / "b.png", 8, 8)))
+    assert "tables" not in json.loads(png["degradation"])
