@@ -24,7 +24,13 @@ EVAL_CONFIG = REPO / "configs" / "evaluate.yaml"
 def tasks() -> dict[str, dict]:
     """Task name -> degradation spec, the same tasks as configs/evaluate.yaml."""
     cfg = yaml.safe_load(EVAL_CONFIG.read_text())
-    return {t["name"]: t["degradation"] for t in cfg["tasks"]}
+    out = {}
+    for t in cfg["tasks"]:  # file paths are relative to the repo: Tune runs trials elsewhere
+        spec = dict(t["degradation"])
+        if spec.get("kernel_file"):
+            spec["kernel_file"] = str((REPO / spec["kernel_file"]).resolve())
+        out[t["name"]] = spec
+    return out
 
 
 def training_crops(n: int = 4, size: int = 128, offset: int = 7) -> list[np.ndarray]:

@@ -36,6 +36,8 @@ def start_space(task: str) -> dict:
     a low level for restoration from a good initial estimate, up to generation for holes."""
     if task == "denoise":
         return {"sigma_max": "measurement", "start_scale": tune.uniform(1.0, 2.0)}
+    if task.startswith("jpeg"):  # y carries the coding error (JPEG.init_sigma, an estimate)
+        return {"sigma_max": "measurement", "start_scale": tune.uniform(0.5, 2.0)}
     hi = 80.0 if task == "inpaint_box" else 2.0
     return {"sigma_max": tune.loguniform(0.03, hi)}
 

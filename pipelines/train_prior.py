@@ -88,6 +88,8 @@ def run(cfg: TrainPriorConfig) -> TrainSummary:
     for key in ("data", "output", "checkpoint_dir", "codec", "init_weights"):
         if loop_cfg[key]:
             loop_cfg[key] = os.path.abspath(loop_cfg[key])
+    if (loop_cfg["teacher"] or {}).get("weights"):  # the workers run elsewhere
+        loop_cfg["teacher"] = {**loop_cfg["teacher"], "weights": os.path.abspath(loop_cfg["teacher"]["weights"])}
     init_ray(cfg.ray)
     from pipelines.training.loop import train_loop
 

@@ -5,6 +5,7 @@ DCT of YCbCr with the quantization tables and a smooth rounding, after Shin & So
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -120,6 +121,15 @@ class JPEG(Degradation):
         if self.tables is not None:
             return [np.asarray(t, dtype=np.float64).reshape(8, 8) for t in self.tables]
         return [quant_table(self.quality, False), quant_table(self.quality, True)]
+
+    @property
+    def init_sigma(self) -> float:
+        """The RMS error the decoded JPEG (the initial estimate) carries, estimated from the luma
+        table: 0.063 sqrt(mean(Q) / 255), fitted on BSDS400 training images at q 5-90 (measured
+        0.074 at q5, 0.055 at q10, 0.030 at q50, 0.014 at q90; within ~20% of the fit), so a
+        schedule started at that level starts from y itself (plus any measurement noise)."""
+        q = float(self.quant_tables()[0].mean())
+        return math.hypot(0.063 * math.sqrt(q / 255), self.sigma_n)
 
     def params(self) -> dict:
         out = {"quality": self.quality, "subsampling": self.subsampling}

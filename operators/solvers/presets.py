@@ -7,9 +7,10 @@ name forces that family's preset, ``none`` runs the dataclass defaults. Keys the
 always win over the preset's.
 
 Symbolic values, resolved against the row's degradation:
-- ``sigma_max: measurement`` -> ``start_scale * sigma_n`` of the degradation (floored at
-  ``MIN_START``): the schedule starts at the noise level the initial estimate carries (for
-  denoising, y itself), not at the prior's sigma_max.
+- ``sigma_max: measurement`` -> ``start_scale`` x the noise level the initial estimate carries
+  (``degradation.init_sigma``: sigma_n for denoising, whose estimate is y; the estimated
+  coding error for JPEG), or sigma_n where that is larger, floored at ``MIN_START``: the
+  schedule starts from the measurement, not at the prior's sigma_max.
 """
 from __future__ import annotations
 
@@ -84,6 +85,6 @@ def resolve_spec(solver: str, spec: dict[str, Any], degradation: Degradation | N
     merged = {**values, **spec}
     start_scale = float(merged.pop("start_scale", 1.0))
     if merged.get("sigma_max") == MEASUREMENT:
-        sigma_n = degradation.sigma_n if degradation is not None else 0.0
-        merged["sigma_max"] = max(start_scale * sigma_n, MIN_START)
+        level = max(degradation.init_sigma, degradation.sigma_n) if degradation is not None else 0.0
+        merged["sigma_max"] = max(start_scale * level, MIN_START)
     return merged, "none" if preset == "none" else family

@@ -81,3 +81,17 @@ def test_one_step_from_the_measurement_is_the_posterior_mean():
                                 config=solver_config("diffpir", **keys))
     expected = (m + (y - m) / (1 + sy**2 / s2)).clamp(0, 1)
     torch.testing.assert_close(out.x, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("quality", [10, 50, 90])
+def test_jpeg_start_level_is_its_coding_error(quality):
+    """JPEG's initial estimate is y; its init_sigma (the start level of ``measurement``) must be
+    near the RMS coding error of a real photo (skimage's astronaut, not a calibration image)."""
+    from skimage.data import astronaut
+
+    x = torch.from_numpy(astronaut()[:256, 128:384].astype("float32") / 255).permute(2, 0, 1)[None]
+    op = build_degradation({"name": "jpeg", "quality": quality})
+    rmse = float((op.forward(x) - x).pow(2).mean().sqrt())
+    assert op.init_sigma == pytest.approx(rmse, rel=0.4)
+    keys, used = resolve_spec("diffpir", {"preset": "none", "sigma_max": "measurement"}, op)
+    assert keys["sigma_max"] == pytest.approx(op.init_sigma)
