@@ -104,6 +104,12 @@ class Blur(Degradation):
     def _apply(self, x: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
         return torch.fft.irfft2(torch.fft.rfft2(x) * spectrum, s=x.shape[-2:])
 
+    def spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """K: (H, W // 2 + 1) complex, for images shaped like x (B, C, H, W). A = F^-1 diag(K) F
+        with F the real FFT (orthonormal with norm="ortho"), so A's singular values are |K| and
+        ``pinv`` keeps the frequencies with |K| > PINV_TOL (DDNM+ per singular value uses this)."""
+        return self._otf(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._apply(x, self._otf(x))
 
