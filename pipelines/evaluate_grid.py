@@ -135,7 +135,10 @@ def skip_reason(method: MethodConfig, task: TaskConfig) -> str | None:
         if name in PIXEL_ONLY and method.prior_space() != "pixel":
             raise ValueError(f"solver {name!r} needs a pixel-space prior")
         if name == "ddnm":
-            common.require(op, "pinv", name)
+            from operators.solvers.ddnm import range_correction
+
+            if range_correction(op, None) is None:
+                common.require(op, "pinv", name)
         elif name == "pnp_ula":
             common.require(op, "adjoint", name)
         elif name in ("diffpir", "langevin", "reld"):

@@ -92,6 +92,21 @@ def range_space_weights(sigma_next: float, zeta: float, sigma_y: float,
             torch.where(null, ones * ddim_fresh, fresh))
 
 
+def range_correction(degradation: Degradation, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """x0 -> the move onto {x : A x = y} that DDNM's range-space step scales: A^+ (y - A x0) for
+    a linear A with ``pinv``; P(x0) - x0 for an operator whose exact data step is a projection
+    (noiseless JPEG: its quantization constraint set, the analogue of A^+ y + (I - A^+ A) x0).
+    None when the degradation has neither (DDNM does not apply)."""
+    project = getattr(degradation, "project", None)
+    if not degradation.linear and callable(project) and getattr(degradation, "exact_prox", False):
+        return lambda x0: project(x0, y) - x0
+    try:
+        common.require(degradation, "pinv", "ddnm")
+    except ValueError:
+        return None
+    return lambda x0: degradation.pinv(y - degradation.forward(x0))
+
+
 def solve_ddnm(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: int,
                generator: torch.Generator | None, config: DDNMConfig | dict | None = None,
                callback: common.Callback | None = None) -> SolverOutput:
@@ -101,27 +116,33 @@ def solve_ddnm(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: 
     sigma_i; x0' = x0 + V Lambda_i V^T A^+ (y - A x0) (Eq. 17 per singular value, see
     :func:`singular_basis`; Lambda = I is DDNM's x0' = A^+ y + (I - A^+ A) x0); x_{i+1} = x0' plus
     noise of std sigma_{i+1} per singular value, split between eps_hat, fresh noise and the noise
-    y already put into x0' (:func:`range_space_weights`). No time-travel. Needs ``pinv``. For
+    y already put into x0' (:func:`range_space_weights`). No time-travel. Needs ``pinv``, or a
+    projection onto the measurement's constraint set (noiseless JPEG, :func:`range_correction`). For
     A = I the range space is everything, so DDNM+ keeps close to y (it bounds noise amplification;
     it is not a denoiser): use it for masks, SR, blur.
     """
     cfg = resolve_config(config, DDNMConfig, "ddnm")
     nfe = common.check_nfe(nfe, "ddnm")
-    common.require(degradation, "pinv", "ddnm")
+    correction = range_correction(degradation, y)
+    if correction is None:
+        common.require(degradation, "pinv", "ddnm", "(or a projection onto its constraint set, as noiseless JPEG)")
     common.require_pixel(prior, "ddnm")
     prior = common.prepare_prior(prior, cfg)
     sigmas = common.sigma_schedule(prior, nfe, cfg.sigma_min, cfg.sigma_max, cfg.rho)
     sigma_y = degradation.sigma_n if cfg.noisy else 0.0
     with torch.no_grad():
         x = common.initial_state(y, degradation, prior, float(sigmas[0]), generator)
-        to_v, from_v, s = singular_basis(degradation, x)
+        if degradation.linear:
+            to_v, from_v, s = singular_basis(degradation, x)
+        else:  # a projection: noiseless, so lambda = 1 and the plain DDIM step everywhere
+            to_v, from_v, s = (lambda v: v), (lambda v: v), torch.zeros(1, dtype=x.dtype, device=x.device)
         for i in range(nfe):
             sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
             x0 = prior.denoise(x, sigma, cfg.prompt)
             zeta = common.ancestral_zeta(sigma, sigma_next) if cfg.eta is None else cfg.eta**2
             lam, w_eps, w_fresh = range_space_weights(sigma_next, zeta, sigma_y, s)
             eps = (x - x0) / sigma
-            x0 = x0 + from_v(lam * to_v(degradation.pinv(y - degradation.forward(x0))))
+            x0 = x0 + from_v(lam * to_v(correction(x0)))
             x = x0
             if sigma_next > 0:
                 x = x0 + from_v(w_eps * to_v(eps) + w_fresh * to_v(common.randn_like(x0, generator)))

@@ -60,3 +60,21 @@ def test_embedded_prior_at_q10_reld_beats_the_jpeg_and_diffpir_stays_close():
         gains[name] = psnr(out.x, x) - psnr(y, x)
     # measured: reld +0.56 / +0.37 dB, diffpir -0.50 / -0.41 dB
     assert (gains["reld"] > 0.2).all() and (gains["diffpir"] > -0.8).all(), gains
+
+
+def test_ddnm_on_jpeg_ends_in_the_constraint_set():
+    """DDNM's range-space step for noiseless JPEG is the QCS projection: its output satisfies
+    the constraint (re-projecting it changes nothing beyond rounding) and it runs with defaults."""
+    import torch
+
+    from operators.degradations import build_degradation
+    from operators.priors.base import GaussianPrior
+    from operators.seeding import make_generator
+    from operators.solvers import get_solver
+
+    x = torch.rand(1, 3, 32, 32, generator=make_generator(0, "x")) * 0.5 + 0.25
+    op = build_degradation({"name": "jpeg", "quality": 30})
+    y = op.forward(x)
+    out = get_solver("ddnm")(y, op, GaussianPrior(s2=0.02, mean=0.5), nfe=4, generator=make_generator(0, "s"),
+                             config={"sigma_max": 0.1, "eta": 1.0})
+    torch.testing.assert_close(op.project(out.x, y), out.x, atol=2e-3, rtol=0)
