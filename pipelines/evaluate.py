@@ -188,6 +188,15 @@ def finish(cfg: EvaluateConfig, summary: EvaluateSummary, grid_ids: set[str], sk
     summary.markdown = markdown_table(results, cfg.datasets, cfg.tasks, cfg.methods, skipped, errors)
     artifacts = {"results.md": summary.markdown.encode()}
     write_bytes_atomic(join(cfg.output, "results.md"), artifacts["results.md"], cfg.storage)
+    if results:
+        from pipelines.evaluate_plot import psnr_vs_seconds
+
+        kinds = {m.name: m.kind for m in cfg.methods}
+        for d in cfg.datasets:
+            if any(r["dataset"] == d.name for r in results):
+                png = psnr_vs_seconds(results, cfg.tasks, kinds, d.name)
+                write_bytes_atomic(join(cfg.output, f"psnr_vs_seconds__{d.name}.png"), png, cfg.storage)
+                artifacts[f"psnr_vs_seconds__{d.name}.png"] = png
     order = [m.name for m in cfg.methods]
     for (dataset, image, task), p in sorted(panels.items()):
         name = f"{dataset}__{image.rsplit('.', 1)[0].replace('/', '__')}__{task}.png"

@@ -56,6 +56,8 @@ def test_config_errors_exit_nonzero_with_one_message(capsys, override, needle):
 
 def test_every_shipped_config_validates(capsys):
     for path in sorted((REPO / "configs").glob("*.yaml")):
+        if path.name == "presets.yaml":  # solver presets, not a job (tests/operators/solvers/test_presets.py)
+            continue
         assert main(["run", str(path), "--dry-run"]) == 0, path
         assert yaml.safe_load(capsys.readouterr().out)["job"] == yaml.safe_load(path.read_text())["job"]
 

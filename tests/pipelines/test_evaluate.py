@@ -30,10 +30,10 @@ METHODS = [
     {"name": "wiener", "kind": "baseline", "baseline": {"name": "wiener"}},
 ]
 # applicable (task, method) pairs: diffpir needs an exact prox (noiseless JPEG has one: the
-# projection onto its quantization constraint set), ddnm a pinv (no JPEG), pinv no JPEG, tv
-# everything, wiener denoise (and blur) only
+# projection onto its quantization constraint set), ddnm a pinv or that projection, pinv no
+# JPEG, tv everything, wiener denoise (and blur) only
 APPLICABLE = {("denoise", m) for m in ("diffpir", "ddnm", "pinv", "tv", "wiener")} | {
-    (t, m) for t in ("sr_x2", "inpaint") for m in ("diffpir", "ddnm", "pinv", "tv")} | {("jpeg", "tv"), ("jpeg", "diffpir")}
+    (t, m) for t in ("sr_x2", "inpaint") for m in ("diffpir", "ddnm", "pinv", "tv")} | {("jpeg", "tv"), ("jpeg", "diffpir"), ("jpeg", "ddnm")}
 
 
 def _images(root: Path, n: int = 2) -> list[str]:
@@ -92,7 +92,7 @@ def test_grid_same_inputs_table_and_mlflow(ray_local, tmp_path):
     md = (tmp_path / "out" / "results.md").read_text()
     assert md == summary.markdown and "### tiny (2 images, centre crop 40)" in md
     assert "| denoise | wiener | 2 |" in md and "| jpeg | tv | 2 |" in md
-    assert "ddnm on jpeg" in md and "pinv on jpeg" in md  # skipped pairs listed
+    assert "wiener on jpeg" in md and "pinv on jpeg" in md  # skipped pairs listed
     assert md in summary.table()
     grids = sorted(p.name for p in (tmp_path / "out" / "comparisons").glob("*.png"))
     assert grids == [f"tiny__img0__{t['name']}.png" for t in sorted(TASKS, key=lambda t: t["name"])]
@@ -107,7 +107,9 @@ def test_grid_same_inputs_table_and_mlflow(ray_local, tmp_path):
     assert logged.data.metrics["tiny/denoise/tv/psnr"] == pytest.approx(tv_denoise)
     assert logged.data.metrics["results"] == len(rows)
     arts = {a.path for a in client.list_artifacts(summary.run_id)}
-    assert {"results.md", "results", "comparisons", "config.yaml"} <= arts
+    assert {"results.md", "results", "comparisons", "config.yaml", "psnr_vs_seconds__tiny.png"} <= arts
+    with Image.open(tmp_path / "out" / "psnr_vs_seconds__tiny.png") as plot:  # one panel per task
+        assert plot.width > plot.height and len(set(np.asarray(plot.convert("L")).ravel().tolist())) > 10
 
     # resume: nothing left; a changed method re-runs only its own rows, with the same y
     again = run(_config(tmp_path, mlflow={"enabled": False}))
