@@ -14,6 +14,7 @@ from operators.solvers.ddnm import DDNMConfig, solve_ddnm
 from operators.solvers.diffpir import DiffPIRConfig, solve_diffpir
 from operators.solvers.dps import DPSConfig, solve_dps
 from operators.solvers.langevin import LangevinConfig, solve_langevin
+from operators.solvers.langevin_video import LangevinVideoConfig, solve_langevin_video
 from operators.solvers.latent_dps import LatentDPSConfig, solve_latent_dps
 from operators.solvers.pnp_ula import PnPULAConfig, solve_pnp_ula
 from operators.solvers.presets import resolve_spec
@@ -29,6 +30,7 @@ for _name, _fn, _cfg in [
     ("diffpir", solve_diffpir, DiffPIRConfig),
     ("pnp_ula", solve_pnp_ula, PnPULAConfig),
     ("langevin", solve_langevin, LangevinConfig),
+    ("langevin_video", solve_langevin_video, LangevinVideoConfig),
     ("reld", solve_reld, RELDConfig),
     ("latent_dps", solve_latent_dps, LatentDPSConfig),
 ]:
@@ -59,5 +61,5 @@ def row_config(name: str, spec: dict[str, Any], degradation: Any) -> tuple[Solve
 __all__ = [
     "SOLVERS", "CONFIGS", "get_solver", "solver_config", "row_config", "SolverOutput", "SolverConfig",
     "karras_sigmas", "TiledPrior", "DPSConfig", "DDNMConfig", "DiffPIRConfig", "PnPULAConfig",
-    "LangevinConfig", "RELDConfig", "LatentDPSConfig",
+    "LangevinConfig", "LangevinVideoConfig", "RELDConfig", "LatentDPSConfig",
 ]

@@ -65,14 +65,15 @@ def decode(prior: Prior, z: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 def autoencode(prior: Prior, x: torch.Tensor, sigma: float, prompt: str | None,
                generator: torch.Generator | None = None, noisy: bool = False,
-               carried: float = 0.0) -> torch.Tensor:
+               carried: float = 0.0, noise: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Dec(D(E(x) [+ sigma eps], sigma)): x (B, C, H, W) -> same; pixel priors skip E / Dec.
-    ``noisy``: the stochastic auto-encoding of LATINO (noise drawn from ``generator``);
+    ``noisy``: the stochastic auto-encoding of LATINO (noise drawn from ``generator``, or
+    ``noise(z)`` when given: video windows share it across frames);
     ``carried``: white noise x already has (pixel priors), so only the rest is added."""
     z = encode(prior, x)
     if noisy:
         extra = math.sqrt(max(sigma**2 - (carried**2 if prior.space == "pixel" else 0.0), 0.0))
-        z = z + extra * randn_like(z, generator)
+        z = z + extra * (randn_like(z, generator) if noise is None else noise(z))
     return decode(prior, prior.denoise(z, sigma, prompt), x.shape[-2:])
 
 

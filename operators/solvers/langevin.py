@@ -58,12 +58,19 @@ def solve_langevin(y: torch.Tensor, degradation: Degradation, prior: Prior, *, n
             sigma = float(sigmas[k])
             carried = degradation.init_sigma if k == 0 else 0.0  # x_0 = y carries sigma_y
             u = common.autoencode(prior, x, sigma, cfg.prompt, generator, noisy=True, carried=carried)
-            delta = torch.full((y.shape[0],), cfg.delta[min(k, len(cfg.delta) - 1)],
-                               dtype=y.dtype, device=y.device)
-            if cfg.delta_misfit:
-                delta = delta * (degradation.forward(u) - y).flatten(1).norm(dim=1)
+            delta = step_delta(cfg, k, u, y, degradation)
             x = common.data_prox(degradation, u, y, 1.0 / (delta.clamp_min(1e-12) * sigma**2),
                                  cfg.inexact_prox_steps)
             deltas.append(delta.tolist())
             common.emit(callback, step=k, sigma=sigma, x=x, denoised=u, delta=deltas[-1])
     return common.finish(x, prior, deltas=deltas)
+
+
+def step_delta(cfg: LangevinConfig, k: int, u: torch.Tensor, y: torch.Tensor,
+               degradation: Degradation) -> torch.Tensor:
+    """delta_k per image (B,): the configured step, times the misfit ||A u - y|| with
+    ``delta_misfit`` (LATINO's df)."""
+    delta = torch.full((y.shape[0],), cfg.delta[min(k, len(cfg.delta) - 1)], dtype=y.dtype, device=y.device)
+    if cfg.delta_misfit:
+        delta = delta * (degradation.forward(u) - y).flatten(1).norm(dim=1)
+    return delta

@@ -67,10 +67,16 @@ def check_preset(solver: str, preset: str | None) -> None:
     raise ValueError(f"unknown preset {preset!r} for solver {solver!r}; valid: auto, none, {', '.join(FAMILIES)}")
 
 
+# A solver that runs another's steps starts from that solver's presets (its own keys win).
+INHERITS = {"langevin_video": "langevin"}
+
+
 def preset_values(solver: str, family: str, path: str | Path | None = None) -> dict[str, Any]:
-    """The preset of ``solver`` for ``family`` (falling back to its ``default``), or {}."""
+    """The preset of ``solver`` for ``family`` (falling back to its ``default``), or {};
+    over the preset of the solver it inherits from (:data:`INHERITS`), if any."""
+    base = preset_values(INHERITS[solver], family, path) if solver in INHERITS else {}
     table = presets(path).get(solver, {})
-    return dict(table.get(family, table.get("default", {})))
+    return {**base, **table.get(family, table.get("default", {}))}
 
 
 def resolve_spec(solver: str, spec: dict[str, Any], degradation: Degradation | None,

@@ -14,11 +14,11 @@ from operators.priors.embedded import EmbeddedPixelPrior
 from operators.registry import UnknownNameError
 from operators.solvers import CONFIGS, SOLVERS, get_solver, solver_config
 
-NAMES = ["ddnm", "diffpir", "dps", "langevin", "latent_dps", "pnp_ula", "reld"]
-NFE = {"pnp_ula": 12, "langevin": 4}  # others: 5
+NAMES = ["ddnm", "diffpir", "dps", "langevin", "langevin_video", "latent_dps", "pnp_ula", "reld"]
+NFE = {"pnp_ula": 12, "langevin": 4, "langevin_video": 4}  # others: 5
 BACKWARD = {"dps", "latent_dps"}
 DETERMINISTIC = {"reld"}
-LATENT_OK = {"langevin", "latent_dps", "reld"}
+LATENT_OK = {"langevin", "langevin_video", "latent_dps", "reld"}
 
 
 def solve(name, y, op, prior, seed=0, callback=None, **cfg):

@@ -1,0 +1,120 @@
+"""LATINO on a window of video frames, coupled in time (restoray's LVTINO variant)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from operators.degradations.base import Degradation
+from operators.priors.base import Prior
+from operators.solvers import common
+from operators.solvers.base import SolverOutput
+from operators.solvers.config import resolve_config
+from operators.solvers.langevin import LangevinConfig, step_delta
+from operators.solvers.temporal import anchored_target, shared_noise, temporal_tv_prox
+
+
+class VideoDenoiser(Protocol):
+    """A video expert: denoises every frame of (T, 3, H, W) using its neighbours (DVDnet)."""
+
+    sigma_min: float
+    sigma_max: float
+
+    def denoise_video(self, frames: torch.Tensor, sigma: float) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class LangevinVideoConfig(LangevinConfig):
+    """``window`` / ``overlap``: frames per window and frames shared with the previous window
+    (used by the job's window planner; the solver itself restores whatever window it gets).
+    ``noise_correlation`` r: correlation of the prior step's noise between frames.
+    ``anchor_weight`` mu: weight of ||x_f - x_f^prev||^2 relative to the prior's rho_k, on the frames
+    the previous window already restored. ``temporal_tv``: lam of the temporal TV prox after
+    each data step (0: off). ``expert_share`` eta: with a video expert, the share of delta_k
+    given to its half-step (LVTINO's eta); the image half-step gets 1 - eta."""
+
+    window: int = 8
+    overlap: int = 2
+    noise_correlation: float = 0.9
+    anchor_weight: float = 1.0
+    temporal_tv: float = 0.0
+    expert_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.window < 1 or not 0 <= self.overlap < self.window:
+            raise ValueError(f"need window >= 1 and 0 <= overlap < window, got {self.window}, {self.overlap}")
+        if not 0.0 <= self.noise_correlation <= 1.0 or not 0.0 < self.expert_share < 1.0:
+            raise ValueError("need noise_correlation in [0, 1] and expert_share in (0, 1)")
+        if self.anchor_weight < 0 or self.temporal_tv < 0:
+            raise ValueError("anchor_weight and temporal_tv must be >= 0")
+
+
+def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: int,
+                         generator: torch.Generator | None, config: LangevinVideoConfig | dict | None = None,
+                         callback: common.Callback | None = None, anchor: torch.Tensor | None = None,
+                         video_prior: VideoDenoiser | None = None) -> SolverOutput:
+    """LATINO's K-step split Langevin loop run jointly on the W frames of a window.
+
+    y: (T, C, h, w), the window's frames as the batch -> x: (T, C, H, W). Per step k, with
+    rho_k = 1 / (delta_k sigma_k^2) as in :func:`solve_langevin`:
+
+    1. (video expert given: the product of experts of LVTINO Alg. 1, DVDnet standing in for the
+       video consistency model) u = V(x + sigma' n, sigma'), sigma' = sigma_k clipped to the
+       expert's range, independent noise per frame; x = prox(u, rho_k / eta);
+    2. image prior on every frame with noise correlated across frames (coupling a):
+       u = Dec(D(E(x) + sigma_k eps_r, sigma_k)); x = prox(u, rho_k [/ (1 - eta)]) with the
+       temporal anchor (coupling b) on the frames ``anchor`` holds (NaN elsewhere);
+    3. optionally the temporal TV prox (coupling c).
+
+    With r = 0, mu = 0, no TV and no expert this is :func:`solve_langevin` on the batch, draw
+    for draw. NFE: K image-prior calls, plus K video-expert calls when one is given.
+    """
+    cfg = resolve_config(config, LangevinVideoConfig, "langevin_video")
+    nfe = common.check_nfe(nfe, "langevin_video")
+    common.check_prox(degradation, "langevin_video", cfg.inexact_prox_steps)
+    if anchor is not None and anchor.shape[0] != y.shape[0]:
+        raise ValueError(f"anchor has {anchor.shape[0]} frames, the window {y.shape[0]}")
+    prior = common.prepare_prior(prior, cfg)
+    sigmas = common.sigma_schedule(prior, nfe, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+    noise = shared_noise(cfg.noise_correlation, generator)
+    expert_calls = 0
+    with torch.no_grad():
+        x = degradation.init_estimate(y)
+        for k in range(nfe):
+            sigma = float(sigmas[k])
+            carried = degradation.init_sigma if k == 0 else 0.0
+            share = 1.0
+            if video_prior is not None:
+                u = _expert_step(video_prior, x, sigma, carried, generator)
+                expert_calls += 1
+                rho = 1.0 / (step_delta(cfg, k, u, y, degradation).clamp_min(1e-12) * sigma**2)
+                x = _anchored_prox(degradation, u, y, rho / cfg.expert_share, anchor, cfg)
+                carried, share = 0.0, 1.0 - cfg.expert_share
+            u = common.autoencode(prior, x, sigma, cfg.prompt, generator, noisy=True, carried=carried, noise=noise)
+            rho = 1.0 / (step_delta(cfg, k, u, y, degradation).clamp_min(1e-12) * sigma**2)
+            x = _anchored_prox(degradation, u, y, rho / share, anchor, cfg)
+            x = temporal_tv_prox(x, cfg.temporal_tv)
+            common.emit(callback, step=k, sigma=sigma, x=x, denoised=u)
+    out = common.finish(x, prior, expert_nfe=expert_calls)
+    out.nfe += expert_calls
+    return out
+
+
+def _anchored_prox(degradation: Degradation, u: torch.Tensor, y: torch.Tensor, rho: torch.Tensor,
+                   anchor: torch.Tensor | None, cfg: LangevinVideoConfig) -> torch.Tensor:
+    """The data step with the temporal anchor folded into its quadratic."""
+    target, weight = anchored_target(u, rho, anchor, cfg.anchor_weight)
+    return common.data_prox(degradation, target, y, weight, cfg.inexact_prox_steps)
+
+
+def _expert_step(expert: VideoDenoiser, x: torch.Tensor, sigma: float, carried: float,
+                 generator: torch.Generator | None) -> torch.Tensor:
+    """V(x + sigma' n, sigma'): the video expert at sigma' = sigma clipped to its range,
+    adding only the noise x does not already carry."""
+    s = min(max(sigma, expert.sigma_min), expert.sigma_max)
+    extra = math.sqrt(max(s**2 - carried**2, 0.0))
+    noisy = x + extra * common.randn_like(x, generator) if extra > 0 else x
+    return expert.denoise_video(noisy, s)

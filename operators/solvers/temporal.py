@@ -1,0 +1,75 @@
+"""Temporal couplings for restoring a window of video frames with an image prior.
+
+Frames of one window are the batch: x (T, C, H, W). Three couplings (ALGORITHMS.md, "Video
+Langevin windows", restoray's image-prior variant of LVTINO):
+
+- :func:`shared_noise`: eps_f = sqrt(r) eps_shared + sqrt(1 - r) eps_f, so what the prior
+  hallucinates is the same from frame to frame where the content is;
+- :func:`anchored_target`: the temporal anchor mu ||x_f - x_f^prev||^2 folded into the data
+  step's quadratic (exact: rho ||x - u||^2 + mu ||x - p||^2 = (rho + mu) ||x - m||^2 + const,
+  m = (rho u + mu p) / (rho + mu));
+- :func:`temporal_tv_prox`: the prox of lam sum_f ||x_{f+1} - x_f||_1 along time (pixelwise 1-D
+  TV, solved by projected gradient on the dual, Chambolle 2004).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from operators.solvers.common import randn_like
+
+
+def shared_noise(r: float, generator: torch.Generator | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A noise function for :func:`common.autoencode`: unit-variance noise shaped like z (T, ...)
+    with correlation ``r`` between any two frames (r = 0: independent frames, r = 1: one draw)."""
+    if not 0.0 <= r <= 1.0:
+        raise ValueError(f"noise_correlation must be in [0, 1], got {r}")
+
+    def draw(z: torch.Tensor) -> torch.Tensor:
+        own = randn_like(z, generator)
+        if r == 0.0:
+            return own
+        common_eps = randn_like(z[:1], generator)
+        return math.sqrt(r) * common_eps + math.sqrt(1.0 - r) * own
+
+    return draw
+
+
+def anchored_target(u: torch.Tensor, rho: torch.Tensor, anchor: torch.Tensor | None,
+                    mu: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(target, weight) so that prox(target, weight) minimises g_y(x) + rho/2 ||x - u||^2 +
+    mu rho/2 ||x - anchor||^2 on the frames that have an anchor (``anchor``: (T, C, H, W) with
+    NaN on frames without one; None: no anchor). ``mu`` is relative to rho, so the anchor
+    weighs as much as the prior's proposal at mu = 1 whatever the noise level.
+    rho: (T,) per frame; returns target (T, C, H, W) and weight (T,)."""
+    if anchor is None or mu <= 0:
+        return u, rho
+    has = ~torch.isnan(anchor.flatten(1)).any(dim=1)
+    if not bool(has.any()):
+        return u, rho
+    m = torch.where(has, torch.full_like(rho, mu), torch.zeros_like(rho))
+    w = m.view(-1, *([1] * (u.ndim - 1)))
+    target = (u + w * torch.nan_to_num(anchor)) / (1.0 + w)
+    return target, rho * (1.0 + m)
+
+
+def temporal_tv_prox(x: torch.Tensor, lam: float, iters: int = 30) -> torch.Tensor:
+    """argmin_v 1/2 ||v - x||^2 + lam sum_f |v_{f+1} - v_f| per pixel and channel; x: (T, ...).
+
+    Dual: v = x - D^T p with |p| <= lam on the T - 1 differences; projected gradient with step
+    1/4 (||D D^T|| <= 4) converges to the exact prox. lam = 0 or T = 1: x unchanged."""
+    if lam <= 0 or x.shape[0] < 2:
+        return x
+    p = torch.zeros_like(x[1:])
+    for _ in range(iters):
+        v = x - _dt(p)
+        p = (p + 0.25 * (v[1:] - v[:-1])).clamp(-lam, lam)
+    return x - _dt(p)
+
+
+def _dt(p: torch.Tensor) -> torch.Tensor:
+    """D^T p for the forward difference (D v)_f = v_{f+1} - v_f: (T - 1, ...) -> (T, ...)."""
+    zero = torch.zeros_like(p[:1])
+    return torch.cat([zero, p]) - torch.cat([p, zero])
