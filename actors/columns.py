@@ -10,12 +10,13 @@ ERROR_FIELDS = ("error_stage", "error_type", "error_message")
 EMPTY = b""
 
 
-def pack(arr: np.ndarray | None) -> bytes:
-    """float32 array -> .npy bytes (exact, shape kept); None -> b''."""
+def pack(arr: np.ndarray | None, dtype: type = np.float32) -> bytes:
+    """array -> .npy bytes of ``dtype`` (float32: exact, shape kept; video frames travel as
+    uint8 or float16 to keep rows small); None -> b''."""
     if arr is None:
         return EMPTY
     buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
+    np.save(buf, np.ascontiguousarray(arr, dtype=dtype), allow_pickle=False)
     return buf.getvalue()
 
 
