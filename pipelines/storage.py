@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import uuid
 from dataclasses import dataclass
 
@@ -101,4 +102,19 @@ def write_bytes_atomic(uri: str, data: bytes, storage: StorageConfig | None = No
     else:
         with fs.open(path, "wb") as f:
             f.write(data)
+    return uri
+
+
+def put_file_atomic(local_path: str, uri: str, storage: StorageConfig | None = None) -> str:
+    """Copy a local file to ``uri`` without holding it in memory; readers see all of it or
+    none (temp name + rename locally; one upload on object stores). Returns ``uri``."""
+    fs, path = filesystem(uri, storage)
+    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)) or fs.protocol == "local":
+        parent = posixpath.dirname(path)
+        fs.makedirs(parent, exist_ok=True)
+        tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
+        shutil.copyfile(local_path, tmp)
+        os.replace(tmp, path)
+    else:
+        fs.put_file(local_path, path)
     return uri

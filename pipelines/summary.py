@@ -27,6 +27,7 @@ class JobSummary:
     means: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
     tracking_uri: str | None = None
+    artifact_folders: tuple[str, ...] = ("results", "errors", "comparisons")
 
     def progress(self) -> None:
         print(f"[{self.job}] {self.done + self.errors}/{self.planned} rows "
@@ -39,12 +40,7 @@ class JobSummary:
         res = read_table(self.output, "results", storage)
         err = read_table(self.output, "errors", storage, columns=["config_hash"])
         if res is not None:
-            res = res.filter(_eq(res, self.config_hash))
-            self.total_results = res.num_rows
-            for col in MEAN_COLUMNS:
-                if col in res.column_names:
-                    vals = [v for v in res.column(col).to_pylist() if v is not None and not math.isnan(v)]
-                    self.means[col] = sum(vals) / len(vals) if vals else math.nan
+            self.total_results, self.means = mean_columns(res, self.config_hash, MEAN_COLUMNS)
         if err is not None:
             self.total_errors = sum(1 for h in err.column("config_hash").to_pylist() if h == self.config_hash)
 
@@ -54,7 +50,7 @@ class JobSummary:
 
         metrics = {f"mean_{k}": v for k, v in self.means.items()}
         metrics.update(results=self.total_results, errors=self.total_errors, seconds=self.seconds)
-        log_job_run(self, cfg, params, metrics, collect_artifacts(self.output, storage))
+        log_job_run(self, cfg, params, metrics, collect_artifacts(self.output, storage, self.artifact_folders))
 
     def table(self) -> str:
         lines = [f"restoray {self.job}: {self.total_results} results, {self.total_errors} errors "
@@ -72,3 +68,16 @@ def _eq(table, value):
     import pyarrow.compute as pc
 
     return pc.equal(table.column("config_hash"), value)
+
+
+def mean_columns(table, config_hash: str, columns: tuple[str, ...]) -> tuple[int, dict[str, float]]:
+    """(rows of ``config_hash``, {column: mean of its non-null, non-NaN values}) of a table."""
+    if table is None:
+        return 0, {}
+    table = table.filter(_eq(table, config_hash))
+    means = {}
+    for col in columns:
+        if col in table.column_names:
+            vals = [v for v in table.column(col).to_pylist() if v is not None and not math.isnan(v)]
+            means[col] = sum(vals) / len(vals) if vals else math.nan
+    return table.num_rows, means
