@@ -4,6 +4,7 @@ least 64 x 64 for H.265, and cropped back."""
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -33,6 +34,38 @@ class VideoCodec(Degradation):
             raise ValueError(f"unknown video codec {self.codec!r}; valid: {', '.join(_ENCODERS)}")
         if not 0 <= int(self.crf) <= 51:
             raise ValueError(f"crf must be in [0, 51], got {self.crf}")
+
+    @property
+    def coding_sigma(self) -> float:
+        """RMS coding error of the decoded frames, estimated from the CRF: 0.0036 * 2^(crf / 12)
+        (x264's quantiser step doubles every 6 CRF, its RMS error every ~12). Fitted on 24 frames
+        of the development clips at CRF 20-45 with libx264: measured at CRF 35 0.013 (bikes,
+        blurry) to 0.039 (carphone), fit 0.027; a content-blind estimate within a factor ~2."""
+        return 0.0036 * 2.0 ** (int(self.crf) / 12.0)
+
+    @property
+    def init_sigma(self) -> float:
+        """The decoded frames (the initial estimate) carry the coding error (plus any noise)."""
+        return math.hypot(self.coding_sigma, self.sigma_n)
+
+    @property
+    def prox_sigma2(self) -> float:
+        return self.init_sigma**2
+
+    @property
+    def exact_prox(self) -> bool:
+        """The data step below is exact for its model (coding error as white Gaussian noise)."""
+        return True
+
+    def prox(self, z: torch.Tensor, y: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
+        """argmin_x ||y - x||^2 / (2 s^2) + rho/2 ||x - z||^2 with s = ``init_sigma``: the
+        decoded frames as a Gaussian measurement of the clean ones at the estimated coding-error
+        level (a model: the codec's own constraint set is not convex in pixels across motion
+        compensation), so artifact removal runs as denoising at that level."""
+        rho = torch.as_tensor(rho, dtype=z.dtype, device=z.device)
+        rho = rho.view(-1, *([1] * (z.ndim - 1))) if rho.ndim else rho
+        inv = 1.0 / self.prox_sigma2
+        return (inv * y + rho * z) / (inv + rho)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 5:

@@ -31,12 +31,16 @@ ORCHESTRATION_KEYS = ("preset", "start_scale")
 
 def task_family(degradation: Degradation | None) -> str:
     """The preset family of an operator: denoise, deblur, sr, inpaint_random, inpaint_holes
-    (box and free-form masks: generation is needed), colorize, jpeg, or default (chains)."""
+    (box and free-form masks: generation is needed), colorize, jpeg, or default (chains).
+    Video codec artifacts run as denoising at the estimated coding-error level
+    (``VideoCodec.prox``), so they take the denoise preset."""
     if degradation is None:
         return "default"
     name = getattr(degradation, "name", "")
     if name == "blur":
         return "deblur"
+    if name == "video_codec":
+        return "denoise"
     if name == "inpaint":
         return "inpaint_random" if getattr(degradation, "kind", "random") == "random" else "inpaint_holes"
     return name if name in FAMILIES else "default"
