@@ -39,11 +39,10 @@ def load_job_config(path: str, overrides: list[str]):
     job = data.get("job")
     if job not in JOBS:
         raise ConfigError(f"config key 'job': {job!r} is not a job kind; valid choices: {', '.join(JOBS)}")
-    cls, run = JOBS[job].load()
-    cfg = from_dict(cls, data)
-    if hasattr(cfg, "validate"):
-        cfg.validate()
-    return cfg, run
+    kind = JOBS[job]
+    cfg = from_dict(kind.config, data)
+    cfg.validate()
+    return cfg, kind.run
 
 
 def main(argv: list[str] | None = None) -> int:

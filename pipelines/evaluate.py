@@ -19,40 +19,32 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from operators.media import DEFAULT_MAX_PIXELS
-from pipelines.config import ConfigError, config_hash, to_dict
+from pipelines.config import ConfigError, to_dict
 from pipelines.evaluate_grid import DatasetConfig, MethodConfig, TaskConfig
+from pipelines.job import JobConfig, Plan, StreamingJob, run_job
 from pipelines.redact import redact_uri
 from pipelines.registry_check import check_degradation
-from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
 from pipelines.summary import JobSummary
 
 ERROR_EXTRA = ("dataset", "task", "method")  # error-table columns besides pipelines.tables.ERROR_COLUMNS
-HASH_EXCLUDE = ("output", "ray", "storage", "mlflow", "flush_rows", "comparisons", "max_pixels")
 
 
-@dataclass(frozen=True)
-class EvaluateConfig:
+@dataclass(frozen=True, kw_only=True)
+class EvaluateConfig(JobConfig):
     """Evaluate methods on datasets x tasks; see configs/evaluate.yaml. ``mod``: images are
     cropped to multiples of it (x4 SR and latent codecs need it), the same crop for every
     task. ``comparisons``: grids for the first N images of each dataset, one per task."""
 
+    job: str = "evaluate"
     datasets: list[DatasetConfig]
     tasks: list[TaskConfig]
     methods: list[MethodConfig]
-    job: str = "evaluate"
     output: str = "./runs/evaluate"
-    seed: int = 0
     mod: int = 8
     comparisons: int = 1
     flush_rows: int = 64
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    ray: RayConfig = field(default_factory=RayConfig)
-    storage: StorageConfig = field(default_factory=StorageConfig)
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
     def validate(self) -> None:
         for key, items in (("datasets", self.datasets), ("tasks", self.tasks), ("methods", self.methods)):
@@ -94,40 +86,74 @@ class EvaluateSummary(JobSummary):
         return "\n".join(lines)
 
 
-def run(cfg: EvaluateConfig) -> EvaluateSummary:
-    import ray
+class EvaluateJob(StreamingJob):
+    """Rows: the grid's (image, task, method) rows not yet in the tables (ids hash everything
+    that changes a result, so any recorded id is done); stages: load and degrade -> evaluate
+    (actor pool). Keeps comparison panels as rows stream in; ``finish`` writes the report."""
 
-    from actors.evaluate import EvaluateActor
-    from pipelines.evaluate_grid import plan_grid
-    from pipelines.ray_runtime import actor_pool_args, init_ray
-    from pipelines.stages.eval_load import EvalLoadStage
-    from pipelines.tables import read_table
+    cfg: EvaluateConfig
+    error_extra = ERROR_EXTRA
 
-    chash = config_hash(cfg, HASH_EXCLUDE)
-    grid, skipped = plan_grid(cfg.datasets, cfg.tasks, cfg.methods, cfg.seed, cfg.mod, cfg.output, cfg.storage)
-    done = set()
-    for name in ("results", "errors"):
-        t = read_table(cfg.output, name, cfg.storage, columns=["id"])
-        done |= set() if t is None else set(t.column("id").to_pylist())
-    rows = [r for r in grid if r["id"] not in done]
-    summary = EvaluateSummary(job=cfg.job, output=cfg.output, config_hash=chash, planned=len(rows),
-                              skipped=len(grid) - len(rows), grid=len(grid), skipped_pairs=len(skipped))
-    compare = comparison_images(grid, cfg.comparisons)
-    panels: dict[tuple, dict] = {}
-    t0 = time.perf_counter()
-    if rows:
-        init_ray(cfg.ray)
-        summary.ray_startup_s = time.perf_counter() - t0
-        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 200)))
+    def __init__(self, cfg: EvaluateConfig) -> None:
+        super().__init__(cfg)
+        self.grid: list[dict] = []
+        self.skipped_pairs: list[dict] = []  # (task, method) pairs that do not apply, with reasons
+        self.panels: dict[tuple, dict] = {}  # (dataset, image, task) -> LQ, HQ and each method's PNG
+
+    def plan(self, chash: str) -> Plan:
+        from pipelines.evaluate_grid import plan_grid
+        from pipelines.tables import read_table
+
+        cfg = self.cfg
+        self.grid, self.skipped_pairs = plan_grid(cfg.datasets, cfg.tasks, cfg.methods, cfg.seed, cfg.mod,
+                                                  cfg.output, cfg.storage)
+        done = set()
+        for name in ("results", "errors"):
+            t = read_table(cfg.output, name, cfg.storage, columns=["id"])
+            done |= set() if t is None else set(t.column("id").to_pylist())
+        rows = [r for r in self.grid if r["id"] not in done]
+        return Plan(rows, skipped=len(self.grid) - len(rows))
+
+    def summary(self, chash: str, plan: Plan) -> EvaluateSummary:
+        return EvaluateSummary(job=self.cfg.job, output=self.cfg.output, config_hash=chash, planned=plan.planned,
+                               skipped=plan.skipped, grid=len(self.grid), skipped_pairs=len(self.skipped_pairs))
+
+    def num_blocks(self, n: int) -> int:
+        return max(1, min(n, 200))
+
+    def stages(self, ds, chash: str, plan: Plan):
+        from actors.evaluate import EvaluateActor
+        from pipelines.ray_runtime import actor_pool_args
+        from pipelines.stages.eval_load import EvalLoadStage
+
+        cfg = self.cfg
+        compare = comparison_images(self.grid, cfg.comparisons)
         ds = ds.map_batches(EvalLoadStage(cfg.seed, cfg.mod, cfg.storage, cfg.max_pixels), batch_size=1)
-        ds = ds.map_batches(EvaluateActor, fn_constructor_kwargs={
+        return ds.map_batches(EvaluateActor, fn_constructor_kwargs={
             "seed": cfg.seed, "device": "cuda" if cfg.ray.num_gpus else "cpu",
             "torch_threads": cfg.ray.torch_threads, "comparison_images": tuple(sorted(compare))},
             **actor_pool_args(cfg.ray))
-        stream_rows(ds, cfg, chash, summary, panels)
-    summary.seconds = time.perf_counter() - t0
-    finish(cfg, summary, {r["id"] for r in grid}, skipped, panels)
-    return summary
+
+    def result_row(self, row: dict, chash: str) -> dict:
+        return result_row(row, self.cfg.seed, chash)
+
+    def on_result(self, row: dict) -> None:
+        if len(row["restored_png"]):
+            p = self.panels.setdefault((str(row["dataset"]), str(row["relative_path"]), str(row["task"])),
+                                       {"lq": bytes(row["lq_png"]), "hq": bytes(row["hq_png"]),
+                                        "lq_scores": (float(row["lq_psnr"]), float(row["lq_ssim"])),
+                                        "methods": {}})
+            p["methods"][str(row["method"])] = {
+                "png": bytes(row["restored_png"]), "scores": (float(row["psnr"]), float(row["ssim"])),
+                "samples": int(row["samples"]), "estimate": str(row["estimate"]),
+                "std_png": bytes(row["std_png"]), "std_mean": float(row["std_mean"])}
+
+    def finish(self, summary: EvaluateSummary) -> None:
+        write_report(self.cfg, summary, {r["id"] for r in self.grid}, self.skipped_pairs, self.panels)
+
+
+def run(cfg: EvaluateConfig) -> EvaluateSummary:
+    return run_job(EvaluateJob(cfg))
 
 
 def comparison_images(grid: list[dict], n: int) -> set[str]:
@@ -138,24 +164,6 @@ def comparison_images(grid: list[dict], n: int) -> set[str]:
         if r["image_id"] not in ids and len(ids) < n:
             ids.append(r["image_id"])
     return {i for ids in firsts.values() for i in ids}
-
-
-def stream_rows(ds, cfg: EvaluateConfig, chash: str, summary: EvaluateSummary, panels: dict) -> None:
-    """Iterate on the driver; flush result and error shards; keep comparison PNGs."""
-    from pipelines.streaming import stream_to_tables
-
-    def keep_panel(row: dict) -> None:
-        if len(row["restored_png"]):
-            p = panels.setdefault((str(row["dataset"]), str(row["relative_path"]), str(row["task"])),
-                                  {"lq": bytes(row["lq_png"]), "hq": bytes(row["hq_png"]),
-                                   "lq_scores": (float(row["lq_psnr"]), float(row["lq_ssim"])), "methods": {}})
-            p["methods"][str(row["method"])] = {
-                "png": bytes(row["restored_png"]), "scores": (float(row["psnr"]), float(row["ssim"])),
-                "samples": int(row["samples"]), "estimate": str(row["estimate"]),
-                "std_png": bytes(row["std_png"]), "std_mean": float(row["std_mean"])}
-
-    stream_to_tables(ds, cfg.output, cfg.storage, cfg.flush_rows, summary, chash,
-                     lambda row: result_row(row, cfg.seed, chash), error_extra=ERROR_EXTRA, on_result=keep_panel)
 
 
 def result_row(row: dict, seed: int, chash: str) -> dict:
@@ -171,8 +179,8 @@ def result_row(row: dict, seed: int, chash: str) -> dict:
             "seed": int(seed), "config_hash": chash}
 
 
-def finish(cfg: EvaluateConfig, summary: EvaluateSummary, grid_ids: set[str], skipped: list[dict],
-           panels: dict) -> None:
+def write_report(cfg: EvaluateConfig, summary: EvaluateSummary, grid_ids: set[str], skipped: list[dict],
+                 panels: dict) -> None:
     """Read this grid's rows back (resumed runs included), write results.md and the grids,
     log the MLflow run."""
     from pipelines.evaluate_report import comparison_grid, markdown_table

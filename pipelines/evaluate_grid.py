@@ -13,9 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from operators.seeding import derive_seed
 from pipelines.config import ConfigError
-from pipelines.tables import image_id
 
 PIXEL_ONLY = ("dps", "ddnm", "diffpir", "pnp_ula")  # solvers that call require_pixel
 PRIOR_SPACE = {"embedded": "pixel", "gaussian": "pixel", "dncnn": "pixel", "ffdnet": "pixel",
@@ -163,6 +161,8 @@ def grid_row_id(seed: int, source_uri: str, crop: int | None, mod: int, degradat
                 weights: dict | None = None) -> str:
     """Stable id of a grid row; ``weights`` ({file: digest} of the method's prior, when it has
     weight files) makes retrained weights new rows."""
+    from operators.seeding import derive_seed  # torch: not at import (`restoray --help` imports this)
+
     parts = (json.dumps(degradation, sort_keys=True), json.dumps(method, sort_keys=True))
     if weights:
         parts += (json.dumps(weights, sort_keys=True),)
@@ -175,6 +175,7 @@ def plan_grid(datasets, tasks, methods, seed: int, mod: int, output: str, storag
     from pipelines.inputs import resolve_input
     from pipelines.prior_files import prior_digest
     from pipelines.storage import list_inputs
+    from pipelines.tables import image_id
 
     skipped, pairs = [], []
     for t in tasks:

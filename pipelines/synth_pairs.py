@@ -16,44 +16,37 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 
-from operators.media import DEFAULT_MAX_PIXELS
-from pipelines.config import ConfigError, config_hash, to_dict
+from pipelines.config import ConfigError, to_dict
+from pipelines.job import RUN_KEYS, JobConfig, Plan, StreamingJob, run_job
 from pipelines.redact import redact_uri
 from pipelines.registry_check import check_degradation
-from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
+from pipelines.sections import MlflowConfig, StorageConfig
 from pipelines.summary import JobSummary
 
 log = logging.getLogger(__name__)
 # keys that do not change any row's bytes (limit_images only changes which files are planned)
-HASH_EXCLUDE = ("output", "ray", "storage", "mlflow", "shard_rows", "limit_images", "comparisons", "max_pixels")
+HASH_EXCLUDE = RUN_KEYS + ("shard_rows", "limit_images")
 TABLES = ("pairs", "errors")
 
 
-@dataclass(frozen=True)
-class SynthPairsConfig:
+@dataclass(frozen=True, kw_only=True)
+class SynthPairsConfig(JobConfig):
     """Synthesize (HQ, LQ, params) training pairs; see configs/synth-pairs.yaml.
 
     ``degradation``: one spec dict (``{name: realesrgan, scale: 4}``, ``{name: blur}`` ...) or a
     list of specs, one picked uniformly per crop. Images smaller than ``crop_size`` give error
     rows (stage ``crop``). ``limit_images``: only the first N inputs (by relative path)."""
 
-    input: str
     job: str = "synth-pairs"
+    input: str
     output: str = "./runs/synth-pairs"
     crop_size: int = 128
     crops_per_image: int = 4
     degradation: dict | list[dict] = field(default_factory=lambda: {"name": "realesrgan", "scale": 4})
-    seed: int = 0
     shard_rows: int = 256
     limit_images: int | None = None
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    comparisons: int = 4
-    ray: RayConfig = field(default_factory=RayConfig)
-    storage: StorageConfig = field(default_factory=StorageConfig)
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
     @property
     def specs(self) -> list[dict]:
@@ -134,54 +127,61 @@ def plan_files(cfg: SynthPairsConfig, chash: str) -> tuple[list[dict], int]:
     return rows, skipped
 
 
-def run(cfg: SynthPairsConfig) -> PairsSummary:
-    import ray
+class SynthPairsJob(StreamingJob):
+    """Rows: one per input file with its crops still to do (``plan_files``); stage: crop and
+    degrade (one row per crop); results table ``pairs`` in shards of ``shard_rows``."""
 
-    from pipelines.ray_runtime import init_ray
-    from pipelines.stages.crop_degrade import CropDegradeStage
+    cfg: SynthPairsConfig
+    hash_exclude = HASH_EXCLUDE
+    results_table = "pairs"
+    summary_class = PairsSummary
 
-    chash = config_hash(cfg, HASH_EXCLUDE)
-    rows, skipped = plan_files(cfg, chash)
-    planned = sum(len(r["crops"].split(",")) for r in rows)
-    summary = PairsSummary(job=cfg.job, output=cfg.output, config_hash=chash, skipped=skipped, planned=planned)
-    grids: dict[str, bytes] = {}
-    t0 = time.perf_counter()
-    if rows:
-        init_ray(cfg.ray)
-        summary.ray_startup_s = time.perf_counter() - t0
-        per_batch = max(1, cfg.ray.batch_size)
-        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), math.ceil(len(rows) / per_batch))))
-        ds = ds.map_batches(CropDegradeStage(cfg.specs, cfg.crop_size, cfg.seed, cfg.storage, cfg.max_pixels,
-                                             cfg.ray.torch_threads), batch_size=per_batch)
-        stream_pairs(ds, cfg, chash, summary, grids)
-    summary.seconds = time.perf_counter() - t0
-    summary.finalize_from_tables(cfg.storage)
-    summary.log_pairs_run(cfg.mlflow, to_dict(cfg), cfg.storage, grids)
-    return summary
+    def __init__(self, cfg: SynthPairsConfig) -> None:
+        super().__init__(cfg)
+        self.grids: dict[str, bytes] = {}  # comparisons/<id>.png -> HQ | LQ, for the MLflow run
 
+    @property
+    def flush_rows(self) -> int:
+        return self.cfg.shard_rows
 
-def stream_pairs(ds, cfg: SynthPairsConfig, chash: str, summary: PairsSummary, grids: dict[str, bytes]) -> None:
-    """Iterate on the driver; write full shards of ``shard_rows`` pairs as they fill, the rest at the end."""
-    from pipelines.streaming import stream_to_tables
+    def plan(self, chash: str) -> Plan:
+        rows, skipped = plan_files(self.cfg, chash)
+        return Plan(rows, skipped, planned=sum(len(r["crops"].split(",")) for r in rows))
 
-    def keep_grid(row: dict) -> None:
-        if len(grids) < cfg.comparisons:
+    def num_blocks(self, n: int) -> int:
+        """One block per ``map_batches`` call of ``ray.batch_size`` files."""
+        return max(1, min(n, math.ceil(n / max(1, self.cfg.ray.batch_size))))
+
+    def stages(self, ds, chash: str, plan: Plan):
+        from pipelines.stages.crop_degrade import CropDegradeStage
+
+        cfg = self.cfg
+        return ds.map_batches(CropDegradeStage(cfg.specs, cfg.crop_size, cfg.seed, cfg.storage, cfg.max_pixels,
+                                               cfg.ray.torch_threads), batch_size=max(1, cfg.ray.batch_size))
+
+    def result_row(self, row: dict, chash: str) -> dict:
+        return {"id": str(row["id"]), "source_uri": str(row["source_uri"]),
+                "relative_path": str(row["relative_path"]), "crop_index": int(row["crop_index"]),
+                "top": int(row["top"]), "left": int(row["left"]), "height": int(row["height"]),
+                "width": int(row["width"]), "seed": int(self.cfg.seed), "hq": bytes(row["hq"]),
+                "lq": bytes(row["lq"]), "params": str(row["params"]),
+                "hq_shape": json.loads(str(row["hq_shape"])), "lq_shape": json.loads(str(row["lq_shape"])),
+                "config_hash": chash}
+
+    def on_result(self, row: dict) -> None:
+        if len(self.grids) < self.cfg.comparisons:
             try:  # a picture for MLflow only: never worth failing the job over
-                grids[f"comparisons/{row['id']}.png"] = comparison_png(row["hq"], row["lq"])
+                self.grids[f"comparisons/{row['id']}.png"] = comparison_png(row["hq"], row["lq"])
             except Exception as exc:  # noqa: BLE001
                 log.warning("synth-pairs: no comparison image for %s: %s", row["id"], exc)
 
-    stream_to_tables(ds, cfg.output, cfg.storage, cfg.shard_rows, summary, chash,
-                     lambda row: pair_row(row, cfg.seed, chash), results_table="pairs", on_result=keep_grid)
+    def finish(self, summary: PairsSummary) -> None:
+        summary.finalize_from_tables(self.cfg.storage)
+        summary.log_pairs_run(self.cfg.mlflow, to_dict(self.cfg), self.cfg.storage, self.grids)
 
 
-def pair_row(row: dict, seed: int, chash: str) -> dict:
-    return {"id": str(row["id"]), "source_uri": str(row["source_uri"]), "relative_path": str(row["relative_path"]),
-            "crop_index": int(row["crop_index"]), "top": int(row["top"]), "left": int(row["left"]),
-            "height": int(row["height"]), "width": int(row["width"]), "seed": int(seed),
-            "hq": bytes(row["hq"]), "lq": bytes(row["lq"]), "params": str(row["params"]),
-            "hq_shape": json.loads(str(row["hq_shape"])), "lq_shape": json.loads(str(row["lq_shape"])),
-            "config_hash": chash}
+def run(cfg: SynthPairsConfig) -> PairsSummary:
+    return run_job(SynthPairsJob(cfg))
 
 
 def comparison_png(hq: bytes, lq: bytes) -> bytes:

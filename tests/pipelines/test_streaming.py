@@ -6,7 +6,7 @@ import json
 import pyarrow.parquet as pq
 
 from actors.columns import no_error, rows_to_batch
-from pipelines.config import config_hash, from_dict
+from pipelines.config import from_dict
 from pipelines.sections import StorageConfig
 from pipelines.streaming import stream_to_tables
 from pipelines.summary import JobSummary
@@ -46,13 +46,14 @@ def test_rows_are_routed_sharded_and_counted(tmp_path):
 
 
 def test_synth_pairs_survives_a_bad_comparison_png_and_ignores_max_pixels(tmp_path):
-    from pipelines.synth_pairs import HASH_EXCLUDE, PairsSummary, SynthPairsConfig, stream_pairs
+    from pipelines.job import stream_job
+    from pipelines.synth_pairs import PairsSummary, SynthPairsConfig, SynthPairsJob
 
     cfg = from_dict(SynthPairsConfig, {"input": "x", "output": str(tmp_path), "comparisons": 4, "shard_rows": 8})
     row = {**_row(0), "crop_index": 0, "top": 0, "left": 0, "height": 8, "width": 8, "hq": b"not a png",
            "lq": b"nor this", "params": json.dumps({"name": "blur"}), "hq_shape": "[3, 8, 8]", "lq_shape": "[3, 8, 8]"}
-    summary, grids = PairsSummary(job="synth-pairs", output=str(tmp_path), config_hash="h"), {}
-    stream_pairs(FakeDataset([row]), cfg, "h", summary, grids)
-    assert summary.done == 1 and grids == {} and _ids(tmp_path / "pairs") == ["r0"]
+    summary, job = PairsSummary(job="synth-pairs", output=str(tmp_path), config_hash="h"), SynthPairsJob(cfg)
+    stream_job(job, FakeDataset([row]), "h", summary)
+    assert summary.done == 1 and job.grids == {} and _ids(tmp_path / "pairs") == ["r0"]
     other = from_dict(SynthPairsConfig, {"input": "x", "output": str(tmp_path), "max_pixels": 10})
-    assert config_hash(cfg, HASH_EXCLUDE) == config_hash(other, HASH_EXCLUDE)
+    assert job.config_hash() == SynthPairsJob(other).config_hash()

@@ -1,0 +1,162 @@
+"""The streaming job skeleton: plan rows -> Ray Data stages -> rows streamed to Parquet ->
+summary -> MLflow. restore-images, synth-pairs and evaluate are each this skeleton plus
+their plan, their stages and their row schema; ``run_job`` is the one ``run()``.
+
+How a job plugs in (restore-video as the example):
+
+1. Its config extends ``JobConfig`` with its own keys only (``job`` and ``output`` need
+   defaults; ``flush_rows``, the results shard size, is the job's own when it has one)::
+
+       @dataclass(frozen=True, kw_only=True)
+       class RestoreVideoConfig(JobConfig):
+           job: str = "restore-video"
+           input: str
+           window: int = 16
+           output: str = "./runs/restore-video"
+           flush_rows: int = 64
+
+           def validate(self) -> None: ...  # raise ConfigError naming the key
+
+2. Its job is a ``StreamingJob`` with three methods::
+
+       class RestoreVideoJob(StreamingJob):
+           def plan(self, chash) -> Plan: ...             # rows still to do (resume: skip ids
+                                                          #   already in the tables for chash)
+           def stages(self, ds, chash, plan): ...         # the map_batches chain after from_items
+           def result_row(self, row, chash) -> dict: ...  # one results-table row: the schema
+
+   Hooks, when the defaults do not fit: ``hash_exclude`` (keys that do not change results;
+   default ``RUN_KEYS``), ``config_hash()`` (e.g. add weights digests), ``summary_class`` or
+   ``summary(chash, plan)``, ``num_blocks(n)``, ``flush_rows`` (default ``cfg.flush_rows``),
+   ``results_table`` ("results"), ``error_extra`` (error-table columns), ``on_result(row)``
+   (keep comparison images as rows stream in), ``finish(summary)`` (default: totals and
+   means from the tables, then the MLflow run). Per-run state lives on the job object.
+
+3. ``def run(cfg: RestoreVideoConfig) -> JobSummary: return run_job(RestoreVideoJob(cfg))``,
+   and one entry in ``pipelines/jobs.py``.
+
+``restoray --help`` imports every job module: keep Ray, torch, numpy and pyarrow imports
+inside functions (tests/pipelines/test_job.py checks).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from pipelines.config import config_hash, to_dict
+from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
+from pipelines.streaming import stream_to_tables
+from pipelines.summary import JobSummary
+
+# keys that change where and how fast a job runs, never a row's values: not in the config hash
+RUN_KEYS = ("output", "ray", "storage", "mlflow", "comparisons", "flush_rows", "max_pixels")
+
+
+def _default_max_pixels() -> int:
+    from operators.media import DEFAULT_MAX_PIXELS  # numpy: imported when a config is built
+
+    return DEFAULT_MAX_PIXELS
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobConfig:
+    """The keys every streaming job has. ``comparisons``: side-by-side images kept for the
+    first N items; ``max_pixels``: larger inputs become error rows."""
+
+    job: str
+    output: str
+    seed: int = 0
+    comparisons: int = 4
+    max_pixels: int = field(default_factory=_default_max_pixels)
+    ray: RayConfig = field(default_factory=RayConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+    def validate(self) -> None:
+        """Checks beyond types, at load; a job's config overrides this."""
+
+
+@dataclass
+class Plan:
+    """``rows``: the Ray Data input rows still to do; ``skipped``: items already recorded;
+    ``planned``: items to do, ``len(rows)`` unless a row fans out (synth-pairs: its crops)."""
+
+    rows: list[dict]
+    skipped: int = 0
+    planned: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.planned is None:
+            self.planned = len(self.rows)
+
+
+class StreamingJob:
+    """One run of a streaming job; see the module docstring for what to override."""
+
+    hash_exclude: tuple[str, ...] = RUN_KEYS
+    results_table: str = "results"
+    error_extra: tuple[str, ...] = ()
+    summary_class: type[JobSummary] = JobSummary
+
+    def __init__(self, cfg: JobConfig) -> None:
+        self.cfg = cfg
+
+    def config_hash(self) -> str:
+        return config_hash(self.cfg, self.hash_exclude)
+
+    def plan(self, chash: str) -> Plan:
+        raise NotImplementedError(f"{type(self).__name__}.plan")
+
+    def stages(self, ds, chash: str, plan: Plan):
+        raise NotImplementedError(f"{type(self).__name__}.stages")
+
+    def result_row(self, row: dict, chash: str) -> dict:
+        raise NotImplementedError(f"{type(self).__name__}.result_row")
+
+    def summary(self, chash: str, plan: Plan) -> JobSummary:
+        return self.summary_class(job=self.cfg.job, output=self.cfg.output, config_hash=chash,
+                                  skipped=plan.skipped, planned=plan.planned)
+
+    def num_blocks(self, n: int) -> int:
+        """Ray Data blocks for ``n`` planned rows: 4 per actor, so every actor has work queued."""
+        return max(1, min(n, 4 * max(1, self.cfg.ray.actors)))
+
+    @property
+    def flush_rows(self) -> int:
+        return self.cfg.flush_rows
+
+    def on_result(self, row: dict) -> None:
+        """Called with every result row as it arrives on the driver (after it is buffered)."""
+
+    def finish(self, summary: JobSummary) -> None:
+        summary.finalize_from_tables(self.cfg.storage)
+        summary.log_mlflow(self.cfg.mlflow, to_dict(self.cfg), self.cfg.storage)
+
+
+def run_job(job: StreamingJob) -> JobSummary:
+    """Hash the config, plan, start Ray (only when there is work), stream the stages' rows to
+    Parquet, then ``job.finish``; ``summary.seconds`` counts from Ray startup to the last row."""
+    cfg = job.cfg
+    chash = job.config_hash()
+    plan = job.plan(chash)
+    summary = job.summary(chash, plan)
+    t0 = time.perf_counter()
+    if plan.rows:
+        import ray
+
+        from pipelines.ray_runtime import init_ray
+
+        init_ray(cfg.ray)
+        summary.ray_startup_s = time.perf_counter() - t0
+        ds = ray.data.from_items(plan.rows, override_num_blocks=job.num_blocks(len(plan.rows)))
+        stream_job(job, job.stages(ds, chash, plan), chash, summary)
+    summary.seconds = time.perf_counter() - t0
+    job.finish(summary)
+    return summary
+
+
+def stream_job(job: StreamingJob, ds, chash: str, summary: JobSummary) -> None:
+    """Iterate ``ds`` on the driver into the job's results and errors tables."""
+    stream_to_tables(ds, job.cfg.output, job.cfg.storage, job.flush_rows, summary, chash,
+                     lambda row: job.result_row(row, chash), results_table=job.results_table,
+                     error_extra=job.error_extra, on_result=job.on_result)
