@@ -81,6 +81,15 @@ def _ffdnet(weights: str | None = None, device: str = "cpu") -> Prior:
     return FFDNetPrior.from_weights(weights, device)
 
 
+def _dvdnet(weights: str | None = None, flow: str = "deepflow", device: str = "cpu") -> Prior:
+    """DVDnet's spatial stage per frame, sigma in [5, 55]/255; ``weights`` is the folder with
+    model_spatial.pth and model_temp.pth (default ../shared/data/weights/dvdnet). The video
+    denoiser (both stages, ``flow`` deepflow or dis) is ``prior.video``."""
+    from operators.priors.dvdnet import DVDnetPrior, load_dvdnet
+
+    return DVDnetPrior(load_dvdnet(weights, flow=flow, device=device))  # type: ignore[arg-type]
+
+
 def _gaussian(s2: float = 0.05, mean: float = 0.0, sigma_min: float = 1e-3, sigma_max: float = 10.0,
               device: str = "cpu") -> Prior:
     """The exact Gaussian prior N(mean, s2 I) (tests, sanity checks)."""
@@ -88,7 +97,7 @@ def _gaussian(s2: float = 0.05, mean: float = 0.0, sigma_min: float = 1e-3, sigm
 
 
 for _name, _factory in (("embedded", _embedded), ("embedded_latent", _embedded_latent), ("diffusers", _diffusers),
-                        ("dncnn", _dncnn), ("ffdnet", _ffdnet), ("gaussian", _gaussian)):
+                        ("dncnn", _dncnn), ("dvdnet", _dvdnet), ("ffdnet", _ffdnet), ("gaussian", _gaussian)):
     PRIORS.register(_name, _factory)
 
 

@@ -12,7 +12,7 @@ from ._data import needs_shared_data
 
 
 def test_names():
-    assert PRIORS.names() == ["diffusers", "dncnn", "embedded", "embedded_latent", "ffdnet", "gaussian"]
+    assert PRIORS.names() == ["diffusers", "dncnn", "dvdnet", "embedded", "embedded_latent", "ffdnet", "gaussian"]
 
 
 def test_gaussian_spec_builds_the_exact_prior():
@@ -23,7 +23,7 @@ def test_gaussian_spec_builds_the_exact_prior():
 
 
 def test_errors_list_the_valid_choices():
-    with pytest.raises(UnknownNameError, match="valid choices: diffusers, dncnn, embedded"):
+    with pytest.raises(UnknownNameError, match="valid choices: diffusers, dncnn, dvdnet, embedded"):
         build_prior({"name": "nope"})
     msg = r"unknown key\(s\) \['weight'\] for prior 'embedded'; valid keys: name, weights, grey"
     with pytest.raises(ValueError, match=msg):
