@@ -40,9 +40,13 @@ def load_video_prior(spec: dict | None, device: str):
         return None
     from operators.priors.dvdnet import load_dvdnet
 
+    from operators.priors.dvdnet import SIGMA_MAX, SIGMA_MIN
+
     if spec.get("name") != "dvdnet" or "weights" not in spec:
-        raise ValueError(f"video_prior must be {{name: dvdnet, weights: FOLDER}}, got {spec!r}")
-    return load_dvdnet(spec["weights"], device=device)
+        raise ValueError(f"video_prior must be {{name: dvdnet, weights: FOLDER[, flow: deepflow|dis]}}, got {spec!r}")
+    net = load_dvdnet(spec["weights"], flow=spec.get("flow", "deepflow"), device=device)
+    net.sigma_min, net.sigma_max = SIGMA_MIN, SIGMA_MAX  # the range it was trained on (VideoDenoiser)
+    return net
 
 
 class VideoRestoreActor:
@@ -111,7 +115,8 @@ class VideoRestoreActor:
         t0 = time.perf_counter()
         with torch.no_grad():
             if self.name == VIDEO_DENOISER:
-                x, nfe, config = self.video_prior.denoise_video(y, float(op.sigma_n)), len(y), {}
+                sigma = min(max(float(op.init_sigma), self.video_prior.sigma_min), self.video_prior.sigma_max)
+                x, nfe, config = self.video_prior.denoise_video(y, sigma), len(y), {"sigma": sigma}
             elif self.name in BASELINES.names():
                 cfg = baseline_config(self.name, **self.spec)
                 x, nfe, config = BASELINES.get(self.name)(y, op, config=cfg), 0, cfg

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines import evaluate, restore_images, synth_pairs, train_prior
+from pipelines import evaluate, restore_images, restore_video, synth_pairs, train_prior
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,11 @@ JOBS: dict[str, JobKind] = {
         "restore every image under an input URI (optionally degrading clean images first) with a "
         "diffusion solver and prior; writes results/errors Parquet, restored PNGs, comparison "
         "grids and an MLflow run"),
+    "restore-video": JobKind(
+        restore_video.RestoreVideoConfig, restore_video.run,
+        "restore every clip under an input URI (optionally degrading it first): segments on the actor "
+        "pool, windows of frames coupled in time (langevin_video) or frame by frame, re-encoded with "
+        "the source's timing and audio; clips/windows/errors Parquet, comparison videos, MLflow run"),
     "train-prior": JobKind(
         train_prior.TrainPriorConfig, train_prior.run,
         "train an embedded prior (pixel EDM UNet, latent codec or latent EDM UNet) on Ray Train; "

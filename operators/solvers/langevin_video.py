@@ -63,7 +63,8 @@ def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior
 
     1. (video expert given: the product of experts of LVTINO Alg. 1, DVDnet standing in for the
        video consistency model) u = V(x + sigma' n, sigma'), sigma' = sigma_k clipped to the
-       expert's range, independent noise per frame; x = prox(u, rho_k / eta);
+       expert's range, independent noise per frame; x = prox(u, rho_k / eta); at the last step
+       the expert's output is returned as LVTINO's code does (no image step after it);
     2. image prior on every frame with noise correlated across frames (coupling a):
        u = Dec(D(E(x) + sigma_k eps_r, sigma_k)); x = prox(u, rho_k [/ (1 - eta)]) with the
        temporal anchor (coupling b) on the frames ``anchor`` holds (NaN elsewhere);
@@ -90,6 +91,10 @@ def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior
             if video_prior is not None:
                 u = _expert_step(video_prior, x, sigma, carried, generator)
                 expert_calls += 1
+                if k == nfe - 1:
+                    x = u  # LVTINO returns the last video-expert output
+                    common.emit(callback, step=k, sigma=sigma, x=x, denoised=u)
+                    break
                 rho = 1.0 / (step_delta(cfg, k, u, y, degradation).clamp_min(1e-12) * sigma**2)
                 x = _anchored_prox(degradation, u, y, rho / cfg.expert_share, anchor, cfg)
                 carried, share = 0.0, 1.0 - cfg.expert_share
