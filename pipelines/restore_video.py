@@ -71,6 +71,11 @@ class VideoSummary(JobSummary):
         print(f"[{self.job}] frames {self.frames_done}/{self.frames_planned} [{bar:<20}] {pct:5.1f}% "
               f"({self.errors} errors)", file=sys.stderr, flush=True)
 
+    @property
+    def restore_s(self) -> float:
+        """Seconds of the restore phase (segments), Ray start-up excluded."""
+        return self.seconds - self.ray_startup_s
+
     def finalize_from_tables(self, storage) -> None:
         from pipelines.summary import mean_columns
         from pipelines.tables import read_table

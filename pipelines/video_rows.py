@@ -84,6 +84,15 @@ def plan_clips(cfg, chash: str) -> tuple[list[ClipPlan], list[dict], int, list[d
                                "error_type": type(exc).__name__, "message": str(exc)[:2000], "config_hash": chash})
             continue
         n = info.frames if cfg.max_frames is None else min(info.frames, cfg.max_frames)
+        if info.truncated_at is not None and info.truncated_at < n:
+            if f"{cid}-truncated" not in done:
+                errors.append({"id": f"{cid}-truncated", "source_uri": f.uri, "relative_path": f.relative_path,
+                               "stage": "decode", "error_type": "VideoError", "config_hash": chash,
+                               "message": f"truncated clip: it decodes up to frame {info.truncated_at} of "
+                                          f"{info.frames}; restoring frames [0, {info.truncated_at})"})
+            n = info.truncated_at
+        if n < 1:
+            continue
         length = segment_length(info.width, info.height, cfg.segment_frames, cfg.segment_pixels, window)
         plan = ClipPlan(cid, f.uri, f.relative_path, refs.get(f.relative_path, "") or (f.uri if cfg.synthesize else ""),
                         n, info.fps, info.width, info.height, tuple(segment_bounds(n, length, cfg.segment_overlap)))

@@ -13,7 +13,7 @@ from operators.solvers import common
 from operators.solvers.base import SolverOutput
 from operators.solvers.config import resolve_config
 from operators.solvers.langevin import LangevinConfig, step_delta
-from operators.solvers.temporal import anchored_target, shared_noise, temporal_tv_prox
+from operators.solvers.temporal import aligned_neighbours, anchored_target, shared_noise, temporal_tv_prox
 
 
 class VideoDenoiser(Protocol):
@@ -32,15 +32,25 @@ class LangevinVideoConfig(LangevinConfig):
     ``noise_correlation`` r: correlation of the prior step's noise between frames.
     ``anchor_weight`` mu: weight of ||x_f - x_f^prev||^2 relative to the prior's rho_k, on the frames
     the previous window already restored. ``temporal_tv``: lam of the temporal TV prox after
-    each data step (0: off). ``expert_share`` eta: with a video expert, the share of delta_k
-    given to its half-step (LVTINO's eta); the image half-step gets 1 - eta."""
+    each data step (0: off). ``temporal_weight`` mu_t: weight (relative to rho_k) of
+    ||x_f - n_f||^2, n_f the frame's motion-compensated neighbours in the prior's proposal
+    (:func:`temporal.aligned_neighbours`; 0: off). ``expert_share`` eta: with a video expert, the share of delta_k
+    given to its half-step (LVTINO's eta); the image half-step gets 1 - eta. ``warm_start``:
+    ``init`` starts from the operator's initial estimate; ``expert`` from the video expert's
+    restoration of it (LVTINO's warm start; then start the schedule low, e.g. sigma_max 0.03).
+    ``renoise``: add noise up to sigma_k before each prior / expert call (the Langevin sampler);
+    False calls them on x as it is at level sigma_k: deterministic half-quadratic splitting with
+    the two denoisers, which leans to the MMSE (higher PSNR) rather than a posterior sample."""
 
     window: int = 8
     overlap: int = 2
     noise_correlation: float = 0.9
     anchor_weight: float = 1.0
     temporal_tv: float = 0.0
+    temporal_weight: float = 0.5
     expert_share: float = 0.5
+    warm_start: str = "init"
+    renoise: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,8 +58,10 @@ class LangevinVideoConfig(LangevinConfig):
             raise ValueError(f"need window >= 1 and 0 <= overlap < window, got {self.window}, {self.overlap}")
         if not 0.0 <= self.noise_correlation <= 1.0 or not 0.0 < self.expert_share < 1.0:
             raise ValueError("need noise_correlation in [0, 1] and expert_share in (0, 1)")
-        if self.anchor_weight < 0 or self.temporal_tv < 0:
-            raise ValueError("anchor_weight and temporal_tv must be >= 0")
+        if self.warm_start not in ("init", "expert"):
+            raise ValueError(f"warm_start must be 'init' or 'expert', got {self.warm_start!r}")
+        if self.anchor_weight < 0 or self.temporal_tv < 0 or self.temporal_weight < 0:
+            raise ValueError("anchor_weight, temporal_tv and temporal_weight must be >= 0")
 
 
 def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: int,
@@ -68,7 +80,9 @@ def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior
     2. image prior on every frame with noise correlated across frames (coupling a):
        u = Dec(D(E(x) + sigma_k eps_r, sigma_k)); x = prox(u, rho_k [/ (1 - eta)]) with the
        temporal anchor (coupling b) on the frames ``anchor`` holds (NaN elsewhere);
-    3. optionally the temporal TV prox (coupling c).
+    3. optionally the temporal TV prox (coupling c), and (d) a motion-compensated temporal term
+       mu_t ||x_f - n_f||^2 in the data step, n_f = the neighbours f +- 1 of the prior's proposal
+       warped onto f by optical flow (occluded pixels excluded).
 
     With r = 0, mu = 0, no TV and no expert this is :func:`solve_langevin` on the batch, draw
     for draw. NFE: K image-prior calls, plus K video-expert calls when one is given.
@@ -83,13 +97,16 @@ def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior
     noise = shared_noise(cfg.noise_correlation, generator)
     expert_calls = 0
     with torch.no_grad():
-        x = degradation.init_estimate(y)
+        x, carried0 = degradation.init_estimate(y), degradation.init_sigma
+        if video_prior is not None and cfg.warm_start == "expert":
+            x, carried0 = video_prior.denoise_video(x, _in_range(video_prior, carried0)), 0.0
+            expert_calls += 1
         for k in range(nfe):
             sigma = float(sigmas[k])
-            carried = degradation.init_sigma if k == 0 else 0.0
+            carried = carried0 if k == 0 else 0.0
             share = 1.0
             if video_prior is not None:
-                u = _expert_step(video_prior, x, sigma, carried, generator)
+                u = _expert_step(video_prior, x, sigma, carried if cfg.renoise else sigma, generator)
                 expert_calls += 1
                 if k == nfe - 1:
                     x = u  # LVTINO returns the last video-expert output
@@ -98,8 +115,11 @@ def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior
                 rho = 1.0 / (step_delta(cfg, k, u, y, degradation).clamp_min(1e-12) * sigma**2)
                 x = _anchored_prox(degradation, u, y, rho / cfg.expert_share, anchor, cfg)
                 carried, share = 0.0, 1.0 - cfg.expert_share
-            u = common.autoencode(prior, x, sigma, cfg.prompt, generator, noisy=True, carried=carried, noise=noise)
+            u = common.autoencode(prior, x, sigma, cfg.prompt, generator, noisy=cfg.renoise, carried=carried,
+                                  noise=noise)
             rho = 1.0 / (step_delta(cfg, k, u, y, degradation).clamp_min(1e-12) * sigma**2)
+            if cfg.temporal_weight > 0:  # (d) mu_t ||x_f - n_f||^2, folded in exactly like the anchor
+                u, rho = anchored_target(u, rho, aligned_neighbours(u), cfg.temporal_weight)
             x = _anchored_prox(degradation, u, y, rho / share, anchor, cfg)
             x = temporal_tv_prox(x, cfg.temporal_tv)
             common.emit(callback, step=k, sigma=sigma, x=x, denoised=u)
@@ -115,11 +135,15 @@ def _anchored_prox(degradation: Degradation, u: torch.Tensor, y: torch.Tensor, r
     return common.data_prox(degradation, target, y, weight, cfg.inexact_prox_steps)
 
 
+def _in_range(expert: VideoDenoiser, sigma: float) -> float:
+    return min(max(float(sigma), expert.sigma_min), expert.sigma_max)
+
+
 def _expert_step(expert: VideoDenoiser, x: torch.Tensor, sigma: float, carried: float,
                  generator: torch.Generator | None) -> torch.Tensor:
     """V(x + sigma' n, sigma'): the video expert at sigma' = sigma clipped to its range,
     adding only the noise x does not already carry."""
-    s = min(max(sigma, expert.sigma_min), expert.sigma_max)
+    s = _in_range(expert, sigma)
     extra = math.sqrt(max(s**2 - carried**2, 0.0))
     noisy = x + extra * common.randn_like(x, generator) if extra > 0 else x
     return expert.denoise_video(noisy, s)

@@ -9,16 +9,23 @@ Langevin windows", restoray's image-prior variant of LVTINO):
   step's quadratic (exact: rho ||x - u||^2 + mu ||x - p||^2 = (rho + mu) ||x - m||^2 + const,
   m = (rho u + mu p) / (rho + mu));
 - :func:`temporal_tv_prox`: the prox of lam sum_f ||x_{f+1} - x_f||_1 along time (pixelwise 1-D
-  TV, solved by projected gradient on the dual, Chambolle 2004).
+  TV, solved by projected gradient on the dual, Chambolle 2004);
+- :func:`aligned_neighbours`: the motion-compensated neighbours of each frame (DIS flow on the
+  prior's proposal, occlusions left out), for a quadratic mu_t ||x_f - n_f||^2 folded into the
+  data step like the anchor: a temporal prior that follows the motion.
 """
 from __future__ import annotations
 
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 
 from operators.solvers.common import randn_like
+
+
+MIN_FLOW_SIZE = 16  # DIS needs >= 12 px; below 16 a flow says little
 
 
 def shared_noise(r: float, generator: torch.Generator | None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -73,3 +80,27 @@ def _dt(p: torch.Tensor) -> torch.Tensor:
     """D^T p for the forward difference (D v)_f = v_{f+1} - v_f: (T - 1, ...) -> (T, ...)."""
     zero = torch.zeros_like(p[:1])
     return torch.cat([zero, p]) - torch.cat([p, zero])
+
+
+def aligned_neighbours(u: torch.Tensor) -> torch.Tensor:
+    """n (T, C, H, W): per frame f, the mean of frames f - 1 and f + 1 of ``u`` warped onto it by
+    DIS optical flow on their BT.601 luma, over the pixels that pass the forward-backward check
+    (operators.video.flow); u_f itself where no neighbour is visible (and for T = 1), so the
+    term never pulls a pixel it knows nothing about."""
+    from operators.video.flow import consistent, estimate_flow, warp
+
+    if u.shape[0] < 2 or min(u.shape[-2:]) < MIN_FLOW_SIZE:
+        return u
+    frames = u.detach().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+    luma = frames @ np.array([0.299, 0.587, 0.114], np.float32) if frames.shape[-1] == 3 else frames[..., 0]
+    total = np.zeros_like(frames)
+    count = np.zeros(frames.shape[:3] + (1,), np.float32)
+    for f in range(len(frames)):
+        for g in (f - 1, f + 1):
+            if 0 <= g < len(frames):
+                fw, bw = estimate_flow(luma[f], luma[g], "dis"), estimate_flow(luma[g], luma[f], "dis")
+                seen = consistent(fw, bw)[..., None].astype(np.float32)
+                total[f] += seen * warp(frames[g], fw).reshape(frames[f].shape)
+                count[f] += seen
+    n = np.where(count > 0, total / np.maximum(count, 1), frames)
+    return torch.from_numpy(n).permute(0, 3, 1, 2).to(device=u.device, dtype=u.dtype)

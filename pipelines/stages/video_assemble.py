@@ -61,6 +61,15 @@ def restored_frames(segments: list[dict], storage: StorageConfig):
         yield idx, *held.pop(idx)
 
 
+def _put(local: str, uri: str, storage: StorageConfig) -> str:
+    """Upload the output: a file, or a folder of PNG frames (codec png) file by file."""
+    if Path(local).is_dir():
+        for f in sorted(Path(local).iterdir()):
+            put_file_atomic(str(f), join(uri, f.name), storage)
+        return uri
+    return put_file_atomic(local, uri, storage)
+
+
 def reference_frames(uri: str, storage: StorageConfig):
     """Yield reference frames (H, W, 3) in order, or nothing when ``uri`` is empty."""
     if not uri:
@@ -123,7 +132,7 @@ class AssembleStage:
                     raise ValueError("no restored frames to assemble")
                 writer.close()
                 stage = "write"
-                out["restored_uri"] = put_file_atomic(local, join(self.output, "restored", rel), self.storage)
+                out["restored_uri"] = _put(local, join(self.output, "restored", rel), self.storage)
                 if cmp_writer is not None:
                     cmp_writer.close()
                     base = join(self.output, "comparisons", str(row["relative_path"]).replace("/", "__"))
