@@ -13,7 +13,7 @@ from operators.solvers import common
 from operators.solvers.base import SolverOutput
 from operators.solvers.config import resolve_config
 from operators.solvers.langevin import LangevinConfig, step_delta
-from operators.solvers.temporal import aligned_neighbours, anchored_target, shared_noise, temporal_tv_prox
+from operators.solvers.temporal import MotionNeighbours, anchored_target, shared_noise, temporal_tv_prox
 
 
 class VideoDenoiser(Protocol):
@@ -34,7 +34,7 @@ class LangevinVideoConfig(LangevinConfig):
     the previous window already restored. ``temporal_tv``: lam of the temporal TV prox after
     each data step (0: off). ``temporal_weight`` mu_t: weight (relative to rho_k) of
     ||x_f - n_f||^2, n_f the frame's motion-compensated neighbours in the prior's proposal
-    (:func:`temporal.aligned_neighbours`; 0: off). ``expert_share`` eta: with a video expert, the share of delta_k
+    (:class:`temporal.MotionNeighbours`; 0: off). ``expert_share`` eta: with a video expert, the share of delta_k
     given to its half-step (LVTINO's eta); the image half-step gets 1 - eta. ``warm_start``:
     ``init`` starts from the operator's initial estimate; ``expert`` from the video expert's
     restoration of it (LVTINO's warm start; then start the schedule low, e.g. sigma_max 0.03).
@@ -95,6 +95,7 @@ def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior
     prior = common.prepare_prior(prior, cfg)
     sigmas = common.sigma_schedule(prior, nfe, cfg.sigma_min, cfg.sigma_max, cfg.rho)
     noise = shared_noise(cfg.noise_correlation, generator)
+    neighbours = MotionNeighbours()
     expert_calls = 0
     with torch.no_grad():
         x, carried0 = degradation.init_estimate(y), degradation.init_sigma
@@ -119,7 +120,7 @@ def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior
                                   noise=noise)
             rho = 1.0 / (step_delta(cfg, k, u, y, degradation).clamp_min(1e-12) * sigma**2)
             if cfg.temporal_weight > 0:  # (d) mu_t ||x_f - n_f||^2, folded in exactly like the anchor
-                u, rho = anchored_target(u, rho, aligned_neighbours(u), cfg.temporal_weight)
+                u, rho = anchored_target(u, rho, neighbours(u), cfg.temporal_weight)
             x = _anchored_prox(degradation, u, y, rho / share, anchor, cfg)
             x = temporal_tv_prox(x, cfg.temporal_tv)
             common.emit(callback, step=k, sigma=sigma, x=x, denoised=u)

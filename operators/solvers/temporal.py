@@ -10,7 +10,7 @@ Langevin windows", restoray's image-prior variant of LVTINO):
   m = (rho u + mu p) / (rho + mu));
 - :func:`temporal_tv_prox`: the prox of lam sum_f ||x_{f+1} - x_f||_1 along time (pixelwise 1-D
   TV, solved by projected gradient on the dual, Chambolle 2004);
-- :func:`aligned_neighbours`: the motion-compensated neighbours of each frame (DIS flow on the
+- :class:`MotionNeighbours`: the motion-compensated neighbours of each frame (DIS flow on the
   prior's proposal, occlusions left out), for a quadratic mu_t ||x_f - n_f||^2 folded into the
   data step like the anchor: a temporal prior that follows the motion.
 """
@@ -82,25 +82,39 @@ def _dt(p: torch.Tensor) -> torch.Tensor:
     return torch.cat([zero, p]) - torch.cat([p, zero])
 
 
-def aligned_neighbours(u: torch.Tensor) -> torch.Tensor:
-    """n (T, C, H, W): per frame f, the mean of frames f - 1 and f + 1 of ``u`` warped onto it by
-    DIS optical flow on their BT.601 luma, over the pixels that pass the forward-backward check
-    (operators.video.flow); u_f itself where no neighbour is visible (and for T = 1), so the
-    term never pulls a pixel it knows nothing about."""
-    from operators.video.flow import consistent, estimate_flow, warp
+class MotionNeighbours:
+    """n (T, C, H, W) = ``self(u)``: per frame f, the mean of frames f - 1 and f + 1 of ``u``
+    warped onto it by DIS optical flow on their BT.601 luma, over the pixels that pass the
+    forward-backward check (operators.video.flow); u_f itself where no neighbour is visible
+    (and for T = 1 or frames under 16 px), so the term never pulls a pixel it knows nothing
+    about. The flows are estimated on the first ``u`` it sees (the window's first prior
+    proposal) and reused by the later steps: the motion does not change between steps."""
 
-    if u.shape[0] < 2 or min(u.shape[-2:]) < MIN_FLOW_SIZE:
-        return u
-    frames = u.detach().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
-    luma = frames @ np.array([0.299, 0.587, 0.114], np.float32) if frames.shape[-1] == 3 else frames[..., 0]
-    total = np.zeros_like(frames)
-    count = np.zeros(frames.shape[:3] + (1,), np.float32)
-    for f in range(len(frames)):
-        for g in (f - 1, f + 1):
-            if 0 <= g < len(frames):
-                fw, bw = estimate_flow(luma[f], luma[g], "dis"), estimate_flow(luma[g], luma[f], "dis")
-                seen = consistent(fw, bw)[..., None].astype(np.float32)
-                total[f] += seen * warp(frames[g], fw).reshape(frames[f].shape)
-                count[f] += seen
-    n = np.where(count > 0, total / np.maximum(count, 1), frames)
-    return torch.from_numpy(n).permute(0, 3, 1, 2).to(device=u.device, dtype=u.dtype)
+    def __init__(self) -> None:
+        self.flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        from operators.video.flow import consistent, estimate_flow, warp
+
+        if u.shape[0] < 2 or min(u.shape[-2:]) < MIN_FLOW_SIZE:
+            return u
+        frames = u.detach().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+        if self.flows is None:
+            luma = frames @ np.array([0.299, 0.587, 0.114], np.float32) if frames.shape[-1] == 3 else frames[..., 0]
+            self.flows = {}
+            for f in range(len(frames) - 1):
+                fw, bw = estimate_flow(luma[f], luma[f + 1], "dis"), estimate_flow(luma[f + 1], luma[f], "dis")
+                self.flows[(f, f + 1)] = (fw, consistent(fw, bw)[..., None].astype(np.float32))
+                self.flows[(f + 1, f)] = (bw, consistent(bw, fw)[..., None].astype(np.float32))
+        total = np.zeros_like(frames)
+        count = np.zeros(frames.shape[:3] + (1,), np.float32)
+        for (f, g), (flow, seen) in self.flows.items():
+            total[f] += seen * warp(frames[g], flow).reshape(frames[f].shape)
+            count[f] += seen
+        n = np.where(count > 0, total / np.maximum(count, 1), frames)
+        return torch.from_numpy(n).permute(0, 3, 1, 2).to(device=u.device, dtype=u.dtype)
+
+
+def aligned_neighbours(u: torch.Tensor) -> torch.Tensor:
+    """:class:`MotionNeighbours` of ``u`` with flows estimated on ``u`` itself."""
+    return MotionNeighbours()(u)

@@ -1,7 +1,7 @@
 """Stage `segment finish`: store a restored segment for assembly and measure its windows and
 its degraded input.
 
-Writes ``<output>/_segments/<clip id>/<first frame>.npz`` (uint8 frames, lossless; ``lq`` too
+Writes ``<output>/_segments/<clip id>/<first frame>.npz`` (uint8 frames, uncompressed; ``lq`` too
 for clips that get a comparison video); deleted once the clip is assembled. Per window: PSNR
 against the reference (null without one). Per segment, over the frames it owns ([start,
 stop)): sums the assembly turns into the clip's ``lq_psnr`` and ``lq_flicker``. Drops the
@@ -83,7 +83,7 @@ class SegmentFinishStage:
             buf = io.BytesIO()
             extra = {"lq": np.clip(lq[own:] * 255 + 0.5, 0, 255).astype(np.uint8)} \
                 if str(row["clip_id"]) in self.compare_clips and lq.shape[1:] == restored.shape[1:] else {}
-            np.savez_compressed(buf, restored=restored, **extra)
+            np.savez(buf, restored=restored, **extra)  # uncompressed: a short-lived intermediate
             uri = segment_uri(self.output, str(row["clip_id"]), int(row["context"]))
             out["segment_uri"] = write_bytes_atomic(uri, buf.getvalue(), self.storage)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
