@@ -51,7 +51,9 @@ def load_video_prior(spec: dict | None, device: str):
 
 class VideoRestoreActor:
     """Callable class for ``map_batches``: segment rows with ``lq`` in; ``restored`` (uint8
-    frames), ``windows`` (JSON list), ``cuts``, ``nfe``, ``seconds``, ``solver_config`` out."""
+    frames), ``windows`` (JSON list; a window's ``nfe``: network passes each of its frames got),
+    ``cuts``, ``nfe`` (passes summed over the segment's frames: a window of W frames at K NFE
+    adds W K; frames two windows share count twice), ``seconds``, ``solver_config`` out."""
 
     def __init__(self, solver: dict, prior: dict, video_prior: dict | None, seed: int, device: str = "auto",
                  torch_threads: int | None = None, cut_threshold: float = DEFAULT_THRESHOLD):
@@ -100,7 +102,8 @@ class VideoRestoreActor:
                 records.append({"start": int(row["context"]) + w.start, "stop": int(row["context"]) + w.stop,
                                 "anchored": w.anchored, "shot": w.shot, "nfe": nfe, "seconds": secs})
             restored = blend_windows(len(lq), windows, results)
-            out.update(seconds=time.perf_counter() - t0, nfe=int(sum(r["nfe"] for r in records)),
+            frame_passes = sum(r["nfe"] * (r["stop"] - r["start"]) for r in records)
+            out.update(seconds=time.perf_counter() - t0, nfe=int(frame_passes),
                        windows=json.dumps(records), cuts=json.dumps([int(row["context"]) + c for c in cuts]),
                        solver_config=config, restored=pack(np.clip(restored, 0, 1) * 255 + 0.5, np.uint8))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
@@ -116,7 +119,7 @@ class VideoRestoreActor:
         with torch.no_grad():
             if self.name == VIDEO_DENOISER:
                 sigma = min(max(float(op.init_sigma), self.video_prior.sigma_min), self.video_prior.sigma_max)
-                x, nfe, config = self.video_prior.denoise_video(y, sigma), len(y), {"sigma": sigma}
+                x, nfe, config = self.video_prior.denoise_video(y, sigma), 1, {"sigma": sigma}
             elif self.name in BASELINES.names():
                 cfg = baseline_config(self.name, **self.spec)
                 x, nfe, config = BASELINES.get(self.name)(y, op, config=cfg), 0, cfg

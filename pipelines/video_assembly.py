@@ -64,7 +64,7 @@ def _assembly_row(clip, good: list[dict]) -> dict:
         lq_psnr = math.nan
     return {"id": clip.clip_id, "clip_id": clip.clip_id, "source_uri": clip.source_uri,
             "relative_path": clip.relative_path, "reference_uri": clip.reference_uri, "fps": clip.fps,
-            "width": clip.width, "height": clip.height, "nfe": sum(s["nfe"] for s in good), "seconds": seconds,
+            "width": clip.width, "height": clip.height, "nfe": sum(s["nfe"] for s in good) / max(1, owned), "seconds": seconds,
             "fps_restored": owned / seconds if seconds > 0 else math.nan, "lq_psnr": lq_psnr, "lq_flicker": lq_flicker,
             "segments": json.dumps([{k: s[k] for k in ("context", "start", "stop", "segment_uri")} for s in good])}
 

@@ -130,11 +130,12 @@ def windows_rows(row: dict, chash: str) -> list[dict]:
 
 
 def clip_result(row: dict, cfg, chash: str) -> dict:
-    """A ``clips`` row (one per clip). flicker / lq_flicker: reference-relative when there is a
+    """A ``clips`` row (one per clip). ``nfe``: network passes per restored frame (windows'
+    overlaps recomputed included); flicker / lq_flicker: reference-relative when there is a
     reference, the no-reference flicker otherwise; nulls where a value has no meaning."""
     return {"id": str(row["clip_id"]), "source_uri": str(row["source_uri"]), "relative_path": str(row["relative_path"]),
             "frames": int(row["frames_written"]), "fps": float(row["fps"]), "width": int(row["width"]),
-            "height": int(row["height"]), "solver": str(cfg.solver.get("name")), "nfe": int(row["nfe"]),
+            "height": int(row["height"]), "solver": str(cfg.solver.get("name")), "nfe": float(row["nfe"]),
             "seconds": float(row["seconds"]), "fps_restored": _nullable(row["fps_restored"]),
             **{k: _nullable(row[k]) for k in ("psnr", "ssim", "lq_psnr", "flicker", "lq_flicker", "warp_error",
                                               "ref_warp_error")},
