@@ -18,6 +18,7 @@ seed, config_hash.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from pipelines.redact import redact_uri
 from pipelines.registry_check import check_degradation
 from pipelines.summary import JobSummary
 
+log = logging.getLogger(__name__)
 ERROR_EXTRA = ("dataset", "task", "method")  # error-table columns besides pipelines.tables.ERROR_COLUMNS
 
 
@@ -47,6 +49,7 @@ class EvaluateConfig(JobConfig):
     flush_rows: int = 64
 
     def validate(self) -> None:
+        super().validate()
         for key, items in (("datasets", self.datasets), ("tasks", self.tasks), ("methods", self.methods)):
             names = [i.name for i in items]
             if not names:
@@ -66,6 +69,9 @@ class EvaluateConfig(JobConfig):
         task_names = [t.name for t in self.tasks]
         for i, m in enumerate(self.methods):
             m.validate(f"methods[{i}]", task_names)
+
+    def inputs(self) -> dict[str, str]:
+        return {f"datasets[{i}].input": d.input for i, d in enumerate(self.datasets)}
 
 
 @dataclass
@@ -184,6 +190,7 @@ def write_report(cfg: EvaluateConfig, summary: EvaluateSummary, grid_ids: set[st
     """Read this grid's rows back (resumed runs included), write results.md and the grids,
     log the MLflow run."""
     from pipelines.evaluate_report import comparison_grid, markdown_table
+    from pipelines.output_paths import output_uri
     from pipelines.storage import join, write_bytes_atomic
     from pipelines.tables import read_table
 
@@ -206,12 +213,31 @@ def write_report(cfg: EvaluateConfig, summary: EvaluateSummary, grid_ids: set[st
                 write_bytes_atomic(join(cfg.output, f"psnr_vs_seconds__{d.name}.png"), png, cfg.storage)
                 artifacts[f"psnr_vs_seconds__{d.name}.png"] = png
     order = [m.name for m in cfg.methods]
-    for (dataset, image, task), p in sorted(panels.items()):
-        name = f"{dataset}__{image.rsplit('.', 1)[0].replace('/', '__')}__{task}.png"
+    for name, p in comparison_names(panels).items():
         png = comparison_grid(p, order)
-        write_bytes_atomic(join(cfg.output, "comparisons", name), png, cfg.storage)
+        write_bytes_atomic(output_uri(cfg.output, "comparisons", name), png, cfg.storage)
         artifacts[f"comparisons/{name}"] = png
     log_evaluate_run(cfg, summary, results, artifacts)
+
+
+def comparison_names(panels: dict) -> dict[str, dict]:
+    """{``<dataset>__<image path without extension, / -> __>__<task>.png``: panel}; a name two
+    panels would share (``a/b.png`` and ``a__b.jpg``) is left out, never overwritten."""
+    from pipelines.output_paths import OutputPathError, normalise_relative
+
+    names: dict[str, list[dict]] = {}
+    for (dataset, image, task), p in sorted(panels.items()):
+        try:
+            stem = normalise_relative(image).rsplit(".", 1)[0].replace("/", "__")
+            name = normalise_relative(f"{dataset}__{stem}__{task}.png".replace("/", "__"))
+        except OutputPathError as e:
+            log.warning("evaluate: no comparison grid for %s: %s", image, e)
+            continue
+        names.setdefault(name, []).append(p)
+    for name, ps in names.items():
+        if len(ps) > 1:
+            log.warning("evaluate: %d images would share the comparison grid %s: none is written", len(ps), name)
+    return {name: ps[0] for name, ps in names.items() if len(ps) == 1}
 
 
 def log_evaluate_run(cfg: EvaluateConfig, summary: EvaluateSummary, results: list[dict],

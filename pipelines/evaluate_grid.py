@@ -73,6 +73,7 @@ class MethodConfig:
         return PRIOR_SPACE.get(name)
 
     def validate(self, key: str, task_names: list[str]) -> None:
+        from pipelines.prior_files import check_prior_files
         from pipelines.registry_check import check_prior, check_solver
 
         unknown = sorted((set(self.task_config) | set(self.tasks or [])) - set(task_names))
@@ -91,6 +92,7 @@ class MethodConfig:
         if isinstance(self.nfe, bool) or not isinstance(self.nfe, int) or self.nfe < 1:
             raise ConfigError(f"config key '{key}.nfe': expected a positive integer, got {self.nfe!r}")
         check_prior(self.prior, f"{key}.prior")
+        check_prior_files(self.prior, f"{key}.prior", require=False)  # a missing file: that method's rows fail
         for task in task_names:
             check_solver({**self.effective(task)["solver"], "nfe": self.nfe}, f"{key}.solver")
         if self.prior_space() is None:

@@ -15,7 +15,9 @@ How a job plugs in (restore-video as the example):
            output: str = "./runs/restore-video"
            flush_rows: int = 64
 
-           def validate(self) -> None: ...  # raise ConfigError naming the key
+           def validate(self) -> None:  # raise ConfigError naming the key
+               super().validate()  # the common keys, sections and output
+               ...
 
 2. Its job is a ``StreamingJob`` with three methods::
 
@@ -73,7 +75,24 @@ class JobConfig:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
     def validate(self) -> None:
-        """Checks beyond types, at load; a job's config overrides this."""
+        """Checks beyond types, at load; a job's config extends this and calls
+        ``super().validate()`` first: every number finite, sizes >= 1, counts >= 0, the
+        sections (Ray pool, storage, MLflow URI) and the output outside the inputs."""
+        from pipelines.validation import check_at_least, check_finite, check_output_outside
+
+        check_finite(to_dict(self))
+        check_at_least("comparisons", self.comparisons, 0)
+        check_at_least("max_pixels", self.max_pixels, 1)
+        if hasattr(self, "flush_rows"):
+            check_at_least("flush_rows", self.flush_rows, 1)
+        self.ray.validate("ray")
+        self.storage.validate("storage")
+        check_output_outside(self.output, self.inputs())
+        self.mlflow.validate("mlflow")
+
+    def inputs(self) -> dict[str, str]:
+        """{config key: URI} of what the job reads (the output must not be inside any)."""
+        return {k: getattr(self, k) for k in ("input", "reference") if isinstance(getattr(self, k, None), str)}
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The local files a prior spec reads: checked at config time, and hashed into resume ids.
 
 ``prior_files`` resolves them the way the operators' loaders do (operators/priors/*.py);
-``check_prior_files`` turns a missing one into a ConfigError naming it and how to get it;
+``check_prior_files`` turns a missing one, or one whose header is not what its loader reads,
+into a ConfigError naming it and how to get it;
 ``prior_digest`` is the sha256 (first 16 hex) of each weights file of an embedded prior.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 from pathlib import Path
 
 from pipelines.config import ConfigError
+from pipelines.weights_header import weights_problem
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 HOW = {
@@ -50,7 +52,7 @@ def prior_files(spec: dict) -> list[tuple[Path, str]]:
         unet = shipped_weights(spec.get("weights") or DEFAULT_WEIGHTS)
         files = [(unet, "embedded")]
         codec = spec.get("codec_weights")
-        if codec is None and unet.is_file():
+        if codec is None and unet.is_file() and weights_problem(unet, "embedded") is None:
             try:
                 codec = latent_config_from_metadata(read_metadata(unet), unet).codec
             except ValueError:
@@ -72,12 +74,50 @@ def prior_files(spec: dict) -> list[tuple[Path, str]]:
     return files
 
 
-def check_prior_files(spec: dict, key: str = "prior") -> None:
-    """ConfigError for the first file the prior would read that is not there."""
+def check_prior_files(spec: dict, key: str = "prior", require: bool = True) -> None:
+    """ConfigError for the first file the prior would read that is not there (``require``) or
+    whose header is not what its loader reads (pipelines.weights_header: /etc/passwd as
+    weights fails here, not in a worker)."""
     for path, kind in prior_files(spec):
         if not path.exists():
+            if not require:
+                continue
             raise ConfigError(f"config key '{key}': prior {spec.get('name')!r} needs {path}, which does not "
                               f"exist; {HOW[kind]}")
+        problem = weights_problem(path, kind)
+        if problem:
+            raise ConfigError(f"config key '{_spec_key(spec, path, key)}': {problem}; {HOW[kind]}")
+
+
+def check_weights_file(path: str, key: str, kind: str = "embedded") -> None:
+    """ConfigError naming ``key`` when the weights file at ``path`` is missing or not a ``kind`` file."""
+    p = Path(os.path.expanduser(path))
+    if not p.exists():
+        raise ConfigError(f"config key '{key}': file not found: {path}")
+    problem = weights_problem(p, kind)
+    if problem:
+        raise ConfigError(f"config key '{key}': {problem}")
+
+
+def check_dvdnet_files(folder: str, key: str) -> None:
+    """The folder of DVDnet's two torch files (operators.priors.dvdnet.FILES), headers checked."""
+    from operators.priors.dvdnet import FILES
+
+    for name in FILES:
+        path = Path(os.path.expanduser(folder)) / name
+        problem = f"{path} does not exist" if not path.is_file() else weights_problem(path, "dvdnet")
+        if problem:
+            raise ConfigError(f"config key '{key}': {problem}; give the folder holding {' and '.join(FILES)} "
+                              f"(m-tassano/dvdnet, GPL-3.0-or-later)")
+
+
+def _spec_key(spec: dict, path: Path, key: str) -> str:
+    """``prior.weights`` (the spec key that named ``path``), else ``prior`` (a default file)."""
+    for k, v in spec.items():
+        if k != "name" and isinstance(v, str) and v and (Path(os.path.expanduser(v)) == path or path.stem == v
+                                                          or str(path).endswith("/" + v.removeprefix("./"))):
+            return f"{key}.{k}"
+    return key
 
 
 def file_digest(path: Path) -> str:

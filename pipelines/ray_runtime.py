@@ -23,9 +23,22 @@ def init_ray(cfg: RayConfig) -> None:
     if address:
         log.info("joining Ray cluster at %s", address)
         ray.init(address=address, log_to_driver=True)
+        warn_if_pool_too_big(cfg)
     else:
         ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False,
                  object_store_memory=cfg.object_store_mb * 1024 * 1024, log_to_driver=True)
+
+
+def warn_if_pool_too_big(cfg: RayConfig) -> None:
+    """A joined cluster's size is known only now (a local one is checked at config load,
+    pipelines.validation.check_ray); an autoscaler may still add nodes, so this warns."""
+    from pipelines.validation import pool_limit
+
+    total = ray.cluster_resources()
+    most, why = pool_limit(cfg, total.get("CPU", 0.0), total.get("GPU", 0.0))
+    if cfg.actors > most:
+        log.warning("ray.actors %d: the cluster now hosts at most %d actors (%s); the job waits until "
+                    "the cluster grows (an autoscaler) or lower ray.actors", cfg.actors, most, why)
 
 
 def actor_pool_args(cfg: RayConfig) -> dict:

@@ -20,10 +20,36 @@ def check_degradation(spec: dict, key: str = "degradation") -> None:
     from operators.degradations import DEGRADATIONS, build_degradation
 
     _name(spec, key, DEGRADATIONS.names())
+    check_noise(spec, key)
     try:
         build_degradation(dict(spec))
     except (ValueError, TypeError, KeyError, FileNotFoundError) as e:
         raise ConfigError(f"config key '{key}': {e}") from None
+
+
+def check_noise(spec, key: str) -> None:
+    """Noise keys anywhere in a spec (a compose's ``ops`` included) in range: ``noise_sigma``
+    in [0, 1] (image units: 25/255, not 25), ``noise_poisson_peak`` a finite number > 0."""
+    import math
+
+    if isinstance(spec, list):
+        for i, s in enumerate(spec):
+            check_noise(s, f"{key}[{i}]")
+        return
+    if not isinstance(spec, dict):
+        return
+    for k, v in spec.items():
+        if k == "noise_sigma" and v is not None and not (_number(v) and 0 <= v <= 1):
+            raise ConfigError(f"config key '{key}.{k}': must be in [0, 1] (image units, e.g. 25/255 = "
+                              f"0.098), got {v!r}")
+        if k == "noise_poisson_peak" and v is not None and not (_number(v) and 0 < v < math.inf):
+            raise ConfigError(f"config key '{key}.{k}': must be a finite number > 0, got {v!r}")
+        if isinstance(v, (dict, list)):
+            check_noise(v, f"{key}.{k}")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def check_concrete(spec: dict, key: str = "degradation") -> None:

@@ -38,6 +38,7 @@ class RestoreImagesConfig(JobConfig):
     flush_rows: int = 64
 
     def validate(self) -> None:
+        super().validate()
         check_degradation(self.degradation, "degradation")
         check_solver(self.solver, "solver")
         check_prior(self.prior, "prior")
@@ -57,23 +58,33 @@ def result_hash(cfg: RestoreImagesConfig) -> str:
     return config_hash(cfg, RUN_KEYS, extra={"prior_weights": prior_digest(cfg.prior)})
 
 
-def plan_rows(cfg: RestoreImagesConfig, chash: str) -> tuple[list[dict], int]:
-    """Input rows still to do (resume skips finished ids), and how many were already done."""
+def plan_rows(cfg: RestoreImagesConfig, chash: str, problems: list[dict] | None = None) -> tuple[list[dict], int]:
+    """Input rows still to do (resume skips finished ids), and how many were already done.
+
+    Inputs that must not run (pipelines.output_paths.screen_inputs: a path that escapes the
+    output, a FIFO or device, several inputs for one output name) are no rows; their error
+    rows not yet recorded are appended to ``problems`` when given."""
     from pipelines.inputs import resolve_input
+    from pipelines.output_paths import screen_inputs
+    from pipelines.stages.finish import output_name
     from pipelines.storage import list_inputs
     from pipelines.tables import finished_ids, image_id
 
-    files = list_inputs(resolve_input(cfg.input, cfg.output), cfg.storage)
-    refs = match_references(files, list_inputs(cfg.reference, cfg.storage) if cfg.reference else [])
+    listed = list_inputs(resolve_input(cfg.input, cfg.output), cfg.storage)
+    files, refused = screen_inputs(listed, lambda rel: [output_name(rel)])
+    refs = match_references(files, screen_inputs(list_inputs(cfg.reference, cfg.storage), lambda rel: ())[0]
+                            if cfg.reference else [])
     done = finished_ids(cfg.output, chash, cfg.storage)
     rows = []
     for f in files:
         rid = image_id(f.uri)
-        if rid in done:
-            continue
-        rows.append({"id": rid, "source_uri": f.uri, "relative_path": f.relative_path,
-                     "reference_uri": refs.get(f.relative_path, "")})
-    return rows, len(files) - len(rows)
+        if rid not in done:
+            rows.append({"id": rid, "source_uri": f.uri, "relative_path": f.relative_path,
+                         "reference_uri": refs.get(f.relative_path, "")})
+    new_problems = [p for p in refused if p["id"] not in done]
+    if problems is not None:
+        problems.extend(new_problems)
+    return rows, len(listed) - len(rows) - len(new_problems)
 
 
 def match_references(files: list, refs: list) -> dict[str, str]:
@@ -102,7 +113,20 @@ class RestoreImagesJob(StreamingJob):
         return result_hash(self.cfg)
 
     def plan(self, chash: str) -> Plan:
-        return Plan(*plan_rows(self.cfg, chash))
+        """Rows to run; inputs refused at plan time go to ``errors`` now, never read."""
+        from pipelines.streaming import error_row
+        from pipelines.tables import write_shard
+
+        problems: list[dict] = []
+        plan = Plan(*plan_rows(self.cfg, chash, problems))
+        self.plan_errors = len(problems)
+        write_shard(self.cfg.output, "errors", [error_row(p, chash) for p in problems], self.cfg.storage)
+        return plan
+
+    def summary(self, chash: str, plan: Plan) -> JobSummary:
+        summary = super().summary(chash, plan)
+        summary.errors += self.plan_errors
+        return summary
 
     def stages(self, ds, chash: str, plan: Plan):
         from actors.restore import RestoreActor

@@ -50,6 +50,7 @@ class RestoreVideoConfig(JobConfig):
     flush_rows: int = 64
 
     def validate(self) -> None:
+        super().validate()
         check_video_config(self)
         if self.reference and self.synthesize:
             raise ConfigError("config key 'reference' is only used with synthesize: false "

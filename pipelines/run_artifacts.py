@@ -16,8 +16,9 @@ def collect_artifacts(output: str, storage: StorageConfig, folders=("results", "
         if not fs.exists(path):
             continue
         for p in sorted(fs.find(path)):
-            name = p.rsplit("/", 1)[-1]
-            if name.startswith(".tmp-"):
+            # the path below the folder: comparisons mirror the inputs' subfolders
+            name = p[len(path.rstrip("/")) + 1:] if p.startswith(path.rstrip("/") + "/") else p.rsplit("/", 1)[-1]
+            if name.rsplit("/", 1)[-1].startswith(".tmp-"):
                 continue
             size = fs.size(p)
             if total + size > MAX_ARTIFACT_BYTES:

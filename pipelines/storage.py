@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import fsspec
 
+from pipelines.local_files import read_regular_file
 from pipelines.redact import redact_uri
 from pipelines.sections import StorageConfig
 
@@ -39,6 +40,7 @@ def filesystem(uri: str, storage: StorageConfig | None = None) -> tuple[fsspec.A
             opts["endpoint_url"] = endpoint
         if storage.region:
             opts["client_kwargs"] = {"region_name": storage.region}
+        opts["config_kwargs"] = {"connect_timeout": storage.connect_timeout_s, "read_timeout": storage.read_timeout_s}
     fs = fsspec.filesystem(protocol, **opts)
     if protocol == "file":
         path = os.path.abspath(os.path.expanduser(path))
@@ -61,15 +63,16 @@ def list_inputs(uri: str, storage: StorageConfig | None = None,
                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[InputFile]:
     """Files under a directory (recursively), a glob, or a single file, sorted by relative path.
 
-    Every regular file under a directory is listed if it has an image extension; files a
-    glob names explicitly are listed whatever their extension (so broken ones become error rows).
+    Every file under a directory is listed if it has an image extension; files a glob names
+    explicitly are listed whatever their extension (so broken ones become error rows). Relative
+    paths are as listed; FIFOs and devices are listed too: planning turns them into error rows.
     """
     fs, path = filesystem(uri, storage)
     if any(c in path for c in _GLOB_CHARS):
         root = path
         while any(c in root for c in _GLOB_CHARS):
             root = posixpath.dirname(root)
-        found = [p for p in fs.glob(path) if fs.isfile(p)]
+        found = [p for p, info in fs.glob(path, detail=True).items() if info.get("type") != "directory"]
     elif fs.isdir(path):
         root = path
         found = [p for p in fs.find(path) if p.lower().endswith(extensions)]
@@ -78,12 +81,23 @@ def list_inputs(uri: str, storage: StorageConfig | None = None,
         found = [path]
     else:
         raise FileNotFoundError(f"input not found: {redact_uri(uri)}")
-    files = [InputFile(full_uri(fs, p), posixpath.relpath(p, root)) for p in found]
+    files = [InputFile(full_uri(fs, p), _below(p, root)) for p in found]
     return sorted(files, key=lambda f: f.relative_path)
 
 
+def _below(path: str, root: str) -> str:
+    """``path`` below ``root`` as listed, not normalised (pipelines.output_paths does that, and
+    refuses what escapes)."""
+    prefix = root.rstrip("/") + "/"
+    return path[len(prefix):].lstrip("/") if path.startswith(prefix) else posixpath.relpath(path, root)
+
+
 def read_bytes(uri: str, storage: StorageConfig | None = None) -> bytes:
+    """The object's bytes; a local path must be a regular file (a FIFO or device is refused,
+    never read: pipelines.local_files)."""
     fs, path = filesystem(uri, storage)
+    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return read_regular_file(path)
     with fs.open(path, "rb") as f:
         return f.read()
 

@@ -54,7 +54,10 @@ class SynthPairsConfig(JobConfig):
 
     def validate(self) -> None:
         from operators.degradations import build_degradation
+        from pipelines.validation import check_at_least
 
+        super().validate()
+        check_at_least("limit_images", self.limit_images, 1, optional=True)
         for key, value, low in (("crop_size", self.crop_size, 8), ("crops_per_image", self.crops_per_image, 1),
                                 ("shard_rows", self.shard_rows, 1)):
             if value < low:

@@ -47,12 +47,28 @@ class TrainPriorConfig:
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
     def validate(self) -> None:
+        from pipelines.prior_files import check_prior_files, check_weights_file
+        from pipelines.validation import check_at_least, check_finite, check_positive
+
+        check_finite(to_dict(self))
         if self.model == "latent" and not self.codec:
             raise ConfigError("config key 'codec': model: latent needs the trained codec's weights path")
         if self.steps < 1 or self.batch_size < 1 or self.patch < 8:
             raise ConfigError("config keys 'steps', 'batch_size' >= 1 and 'patch' >= 8 are required")
-        if self.init_weights and not Path(self.init_weights).is_file():
-            raise ConfigError(f"config key 'init_weights': file not found: {self.init_weights}")
+        for key, low in (("warmup_steps", 0), ("checkpoint_every", 1), ("log_every", 1), ("num_workers", 1),
+                         ("limit_images", 1), ("torch_threads", 1)):
+            check_at_least(key, getattr(self, key), low, optional=key in ("limit_images", "torch_threads"))
+        for key in ("lr", "p_std", "max_minutes"):
+            check_positive(key, getattr(self, key), optional=key == "max_minutes")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"config key 'ema': must be in [0, 1), got {self.ema}")
+        for key in ("init_weights", "codec"):
+            if getattr(self, key):
+                check_weights_file(getattr(self, key), key)
+        if self.teacher is not None and "name" in self.teacher:
+            check_prior_files(self.teacher, "teacher", require=False)
+        self.ray.validate("ray")
+        self.mlflow.validate("mlflow")
         if self.teacher is not None and (self.model != "pixel" or "name" not in self.teacher):
             raise ConfigError("config key 'teacher': a prior spec with a 'name', for model: pixel only")
         if self.teacher_weight < 0:

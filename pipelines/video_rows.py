@@ -22,7 +22,7 @@ FRAME_METHODS = ("dvdnet",)  # video methods that are not image solvers or basel
 def check_video_config(cfg) -> None:
     """ConfigError naming the key for anything restore-video cannot run."""
     from operators.baselines import BASELINES
-    from pipelines.prior_files import check_prior_files
+    from pipelines.prior_files import check_dvdnet_files, check_prior_files
     from pipelines.registry_check import check_concrete, check_degradation, check_prior, check_solver
 
     check_degradation(cfg.degradation, "degradation")
@@ -42,6 +42,7 @@ def check_video_config(cfg) -> None:
     if cfg.video_prior is not None:
         if cfg.video_prior.get("name") != "dvdnet" or not cfg.video_prior.get("weights"):
             raise ConfigError("config key 'video_prior': expected {name: dvdnet, weights: FOLDER}")
+        check_dvdnet_files(str(cfg.video_prior["weights"]), "video_prior.weights")
     window, overlap = int(cfg.solver.get("window", 8)), int(cfg.solver.get("overlap", 0))
     if window < 1 or not 0 <= overlap < window:
         raise ConfigError(f"config keys 'solver.window'/'solver.overlap': need window >= 1 and "
@@ -56,22 +57,32 @@ def check_video_config(cfg) -> None:
             raise ConfigError(f"config key '{key}': must be >= 1, got {getattr(cfg, key)}")
     if cfg.segment_overlap < 0 or (cfg.max_frames is not None and cfg.max_frames < 1):
         raise ConfigError("config keys 'segment_overlap' (>= 0) / 'max_frames' (>= 1 or null) out of range")
+    if not cfg.comparison_seconds >= 0:
+        raise ConfigError(f"config key 'comparison_seconds': must be >= 0, got {cfg.comparison_seconds}")
     if not cfg.cut_threshold > 0 or not math.isfinite(cfg.cut_threshold):
         raise ConfigError(f"config key 'cut_threshold': must be a finite number > 0, got {cfg.cut_threshold}")
 
 
 def plan_clips(cfg, chash: str) -> tuple[list[ClipPlan], list[dict], int, list[dict]]:
-    """(clips, segment rows still to do, segments already done, probe error rows written)."""
+    """(clips, segment rows still to do, segments already done, error rows written): inputs
+    refused before probing (pipelines.output_paths.screen_inputs: a path that escapes, a FIFO
+    or device, clips whose restored files would share a name) and clips that do not probe."""
+    from operators.video.encode import output_name
     from pipelines.inputs import resolve_input
+    from pipelines.output_paths import screen_inputs
     from pipelines.restore_images import match_references
     from pipelines.storage import list_inputs
+    from pipelines.streaming import error_row
     from pipelines.tables import finished_ids, image_id, write_shard
 
-    files = list_inputs(resolve_input(cfg.input, cfg.output), cfg.storage, VIDEO_EXTENSIONS)
-    refs = match_references(files, list_inputs(cfg.reference, cfg.storage, VIDEO_EXTENSIONS) if cfg.reference else [])
+    listed = list_inputs(resolve_input(cfg.input, cfg.output), cfg.storage, VIDEO_EXTENSIONS)
+    files, refused = screen_inputs(listed, lambda rel: [output_name(rel, cfg.codec.get("name", "h264"))[0]])
+    refs = match_references(files, screen_inputs(list_inputs(cfg.reference, cfg.storage, VIDEO_EXTENSIONS),
+                                                 lambda rel: ())[0] if cfg.reference else [])
     done = finished_ids(cfg.output, chash, cfg.storage, tables=("segments", "clips", "errors"))
     window = int(cfg.solver.get("window", 8))
-    clips, rows, skipped, errors = [], [], 0, []
+    clips, rows, skipped = [], [], 0
+    errors = [error_row(p, chash) for p in refused if p["id"] not in done]  # never probed, never read
     for f in files:
         cid = image_id(f.uri)
         try:

@@ -1,6 +1,7 @@
 """Stage `finish`: metrics against the reference, restored PNG and comparison grids written
-to ``<output>/restored/<relative_path>.png`` and ``<output>/comparisons/<relative path, / -> __>.png``;
-a posterior std (``samples`` > 1, or PnP-ULA) goes to ``<output>/std/<relative_path>.png``,
+to ``<output>/restored/<name>`` and ``<output>/comparisons/<name>``, ``<name>`` =
+``output_name(relative_path)`` (through pipelines.output_paths: nothing lands outside those
+folders); a posterior std (``samples`` > 1, or PnP-ULA) goes to ``<output>/std/<name>``,
 shown grey as clip(STD_SCALE * std, 0, 1) (operators.comparison), its mean in ``std_mean``.
 
 Stateless (``map_batches``). Drops the pixel columns so only table columns reach the driver.
@@ -17,15 +18,17 @@ from operators.comparison import estimate_title, labelled_grid, restoration_pane
 from operators.media import encode_png
 from operators.metrics.quality import quality
 from pipelines.sections import StorageConfig
-from pipelines.storage import join, write_bytes_atomic
+from pipelines.output_paths import normalise_relative, output_uri
+from pipelines.storage import write_bytes_atomic
 
 PIXEL_COLUMNS = ("lq", "hq", "restored", "std")
 
 
 def output_name(relative_path: str) -> str:
     """``<relative_path>.png`` (``a.jpg`` -> ``a.jpg.png``, so a.jpg and a.png never collide);
-    a path already ending in .png is kept as is."""
-    rel = str(relative_path)
+    a path already ending in .png is kept as is. Normalised (pipelines.output_paths): a path
+    that escapes raises OutputPathError."""
+    rel = normalise_relative(str(relative_path))
     return rel if rel.lower().endswith(".png") else rel + ".png"
 
 
@@ -54,18 +57,17 @@ class FinishStage:
                 out["lq_psnr"], out["lq_ssim"] = quality(lq, hq)
             stage = "write"
             rel = output_name(str(row["relative_path"]))
-            uri = join(self.output, "restored", rel)
+            uri = output_uri(self.output, "restored", rel)
             out["restored_uri"] = write_bytes_atomic(uri, encode_png(restored, bool(row.get("grey"))), self.storage)
             if std is not None:
                 out["std_mean"] = float(std.mean())
                 std_png = encode_png(std_display(std), grey=True)
-                out["std_uri"] = write_bytes_atomic(join(self.output, "std", rel), std_png, self.storage)
+                out["std_uri"] = write_bytes_atomic(output_uri(self.output, "std", rel), std_png, self.storage)
             if str(row["id"]) in self.comparison_ids:
                 title = estimate_title("restored", int(row.get("samples", 1)), str(row.get("estimate", "single")))
                 panels = restoration_panels(np.clip(lq, 0, 1), restored, hq, (out["lq_psnr"], out["lq_ssim"]),
                                             (out["psnr"], out["ssim"]), std, title)
-                name = rel.replace("/", "__")
-                write_bytes_atomic(join(self.output, "comparisons", name), encode_png(labelled_grid(panels)),
+                write_bytes_atomic(output_uri(self.output, "comparisons", rel), encode_png(labelled_grid(panels)),
                                    self.storage)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error row
             out.update(error_fields(stage, exc))

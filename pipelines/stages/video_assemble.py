@@ -8,7 +8,8 @@ every audio stream copied packet for packet (operators.video.encode), to
 row's ``restored_note`` says so). Metrics are accumulated frame by frame against the reference
 (the source itself with synthesize: true) before the output codec. The first ``comparison
 seconds`` of a compared clip become ``<output>/comparisons/<relative path>.mp4`` (input |
-restored | reference) and a strip of four frames (PNG). The segment files are deleted last.
+restored | reference) and a strip of four frames (``.png``). Every output path goes through
+pipelines.output_paths (normalised, never outside its folder). The segment files are deleted last.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from operators.video.encode import VideoWriter, output_name
 from operators.video.probe import probe
 from operators.video.strips import comparison_frame, frame_strip
 from operators.video.windows import blend_weights
+from pipelines.output_paths import normalise_relative, output_uri
 from pipelines.sections import StorageConfig
 from pipelines.storage import filesystem, join, put_file_atomic, read_bytes, write_bytes_atomic
 
@@ -104,7 +106,8 @@ class AssembleStage:
             with fs.open(path, "rb") as src, tempfile.TemporaryDirectory() as tmp:
                 info = probe(src)
                 src.seek(0)
-                rel, out["restored_note"] = output_name(str(row["relative_path"]), self.codec.get("name", "h264"))
+                base = normalise_relative(str(row["relative_path"]))
+                rel, out["restored_note"] = output_name(base, self.codec.get("name", "h264"))
                 local = str(Path(tmp) / Path(rel).name)
                 stats, panels = ClipMetrics(), []
                 compare = str(row["clip_id"]) in self.compare_clips
@@ -132,13 +135,15 @@ class AssembleStage:
                     raise ValueError("no restored frames to assemble")
                 writer.close()
                 stage = "write"
-                out["restored_uri"] = _put(local, join(self.output, "restored", rel), self.storage)
+                out["restored_uri"] = _put(local, output_uri(self.output, "restored", rel), self.storage)
                 if cmp_writer is not None:
                     cmp_writer.close()
-                    base = join(self.output, "comparisons", str(row["relative_path"]).replace("/", "__"))
-                    out["comparison_uri"] = put_file_atomic(str(Path(tmp) / "cmp.mp4"), base + ".mp4", self.storage)
+                    out["comparison_uri"] = put_file_atomic(str(Path(tmp) / "cmp.mp4"),
+                                                            output_uri(self.output, "comparisons", base + ".mp4"),
+                                                            self.storage)
                     if panels:
-                        out["strip_uri"] = write_bytes_atomic(base + ".png", frame_strip(panels), self.storage)
+                        out["strip_uri"] = write_bytes_atomic(output_uri(self.output, "comparisons", base + ".png"),
+                                                              frame_strip(panels), self.storage)
             out.update({k: (math.nan if v is None else v) for k, v in stats.result().items()
                         if k in ("psnr", "ssim", "flicker", "warp_error", "ref_warp_error")})
             for seg in segments:

@@ -50,4 +50,10 @@ def test_dncnn_and_ffdnet_files_are_checked_at_config_time(tmp_path):
     with pytest.raises(ConfigError, match="GD_Color_Blind.mat"):
         check_prior_files({"name": "dncnn", "weights": str(tmp_path / "GD_Color_Blind.mat")})
     missing.write_bytes(b"")
-    check_prior_files({"name": "ffdnet", "weights": str(missing)})  # exists: no error
+    with pytest.raises(ConfigError, match="'prior.weights': .*FFDNet_gray.mat is not a MATLAB v7.3 MAT-file"):
+        check_prior_files({"name": "ffdnet", "weights": str(missing)})  # exists, but is no MAT-file
+    import h5py
+
+    with h5py.File(missing, "w", userblock_size=512) as f:  # MATLAB v7.3's layout: HDF5 after 512 bytes
+        f.create_dataset("net", data=np.zeros(2))
+    check_prior_files({"name": "ffdnet", "weights": str(missing)})  # its header is what the loader reads

@@ -60,6 +60,7 @@ def test_summary_table_and_dry_run_hide_secrets(capsys):
     assert "s3://b/out" in table and "https://mlflow.example" in table
     assert main(["run", str(REPO / "configs/quickstart.yaml"), "--dry-run",
                  "--set", "mlflow.tracking_uri=postgresql://user:pass@host/db",
+                 "--set", "mlflow.enabled=false",  # enabled, the URI is checked at load (no driver here)
                  "--set", "output=https://user:tok3n@host/out?sig=SIG123"]) == 0
     out = capsys.readouterr().out
     assert "postgresql://host/db" in out and "https://host/out" in out

@@ -127,4 +127,4 @@ def test_samples_write_the_std_column_image_and_labelled_grid(ray_local, tmp_pat
 ])
 def test_posterior_keys_are_validated_naming_the_key(tmp_path, solver, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
-        _config(tmp_path, tmp_path, tmp_path / "out", solver=solver)
+        _config(tmp_path, tmp_path / "in", tmp_path / "out", solver=solver)  # output outside the input
