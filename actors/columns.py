@@ -1,4 +1,4 @@
-"""Row columns shared by the stages: arrays travel as .npy bytes, errors as three fields."""
+"""Row columns shared by the stages: arrays travel as .npy bytes, errors as four fields."""
 from __future__ import annotations
 
 import io
@@ -6,7 +6,9 @@ import traceback
 
 import numpy as np
 
-ERROR_FIELDS = ("error_stage", "error_type", "error_message")
+from actors.error_kind import error_kind
+
+ERROR_FIELDS = ("error_stage", "error_type", "error_message", "error_kind")
 EMPTY = b""
 
 
@@ -27,17 +29,19 @@ def unpack(data: bytes | None) -> np.ndarray | None:
 
 
 def no_error() -> dict:
-    return {"error_stage": "", "error_type": "", "error_message": ""}
+    return {"error_stage": "", "error_type": "", "error_message": "", "error_kind": ""}
 
 
 def error_fields(stage: str, exc: BaseException) -> dict:
-    """The error columns for a row that failed in ``stage``; the message names the problem."""
+    """The error columns for a row that failed in ``stage``; the message names the problem,
+    ``error_kind`` says whether a re-run retries it (actors/error_kind.py)."""
     msg = str(exc) or repr(exc)
     if not isinstance(exc, (ValueError, FileNotFoundError, OSError)):
         tb = traceback.extract_tb(exc.__traceback__)
         if tb:
             msg += f" (at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})"
-    return {"error_stage": stage, "error_type": type(exc).__name__, "error_message": msg[:2000]}
+    return {"error_stage": stage, "error_type": type(exc).__name__, "error_message": msg[:2000],
+            "error_kind": error_kind(exc)}
 
 
 def rows_to_batch(rows: list[dict]) -> dict[str, np.ndarray]:

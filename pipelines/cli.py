@@ -1,7 +1,14 @@
-"""The `restoray` command line: `restoray run CONFIG [--set key.path=value ...] [--dry-run]`."""
+"""The `restoray` command line: `restoray run CONFIG [--set key.path=value ...] [--dry-run]
+[--retry-errors]`.
+
+Exit status: 0 done; 1 the run failed (rows failed transiently, or more than
+``max_error_fraction`` of them; or it lost its output lease); 2 nothing ran (a config error,
+a missing input, or another run holds the output's lease).
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 
@@ -30,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                      help="override a config value (YAML syntax), e.g. --set solver.nfe=50; repeatable")
     run.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    run.add_argument("--retry-errors", action="store_true",
+                     help="retry every error row, permanent ones too (a plain re-run retries transient errors "
+                          "and errors recorded under another config)")
     return p
 
 
@@ -50,18 +60,31 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg, run = load_job_config(args.config, args.overrides)
+        if args.retry_errors:
+            if not hasattr(cfg, "retry_errors"):
+                raise ConfigError(f"--retry-errors: job {cfg.job!r} records no error rows to retry")
+            cfg = dataclasses.replace(cfg, retry_errors=True)
     except ConfigError as e:
         print(f"restoray: config error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(yaml.safe_dump(redact_config(to_dict(cfg)), sort_keys=False), end="")
         return 0
+    from pipelines.lease import LeaseHeld, LeaseLost
+
     try:
         summary = run(cfg)
-    except FileNotFoundError as e:  # a missing input or reference, found while planning
+    except (FileNotFoundError, LeaseHeld) as e:  # a missing input or reference; the output in use
         print(f"restoray: {e}", file=sys.stderr)
         return 2
+    except LeaseLost as e:
+        print(f"restoray: {e}", file=sys.stderr)
+        return 1
     print(summary.table())
+    reason = summary.failure(cfg.max_error_fraction) if hasattr(cfg, "max_error_fraction") else None
+    if reason:
+        print(f"restoray: failed: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 

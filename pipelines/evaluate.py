@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from pipelines.config import ConfigError, to_dict
 from pipelines.evaluate_grid import DatasetConfig, MethodConfig, TaskConfig
-from pipelines.job import JobConfig, Plan, StreamingJob, run_job
+from pipelines.job import RUN_KEYS, JobConfig, Plan, StreamingJob, run_job
 from pipelines.redact import redact_uri
 from pipelines.registry_check import check_degradation
 from pipelines.summary import JobSummary
@@ -83,7 +83,7 @@ class EvaluateSummary(JobSummary):
     markdown: str = ""
 
     def table(self) -> str:
-        lines = [f"restoray {self.job}: {self.total_results} results, {self.total_errors} errors of {self.grid} grid "
+        lines = [f"restoray {self.job}: {self.total_results} results, {self.errors_text()} of {self.grid} grid "
                  f"rows ({self.done} new, {self.skipped} already done; {self.skipped_pairs} (task, method) pairs "
                  f"not applicable), {self.seconds:.1f} s", "", self.markdown,
                  f"  outputs:  {redact_uri(self.output)} (results.md, results/, errors/, comparisons/)"]
@@ -99,6 +99,7 @@ class EvaluateJob(StreamingJob):
 
     cfg: EvaluateConfig
     error_extra = ERROR_EXTRA
+    hash_exclude = RUN_KEYS + ("max_pixels",)  # rows are recorded by id (the id hashes the inputs)
 
     def __init__(self, cfg: EvaluateConfig) -> None:
         super().__init__(cfg)
@@ -108,15 +109,12 @@ class EvaluateJob(StreamingJob):
 
     def plan(self, chash: str) -> Plan:
         from pipelines.evaluate_grid import plan_grid
-        from pipelines.tables import read_table
+        from pipelines.tables import finished_ids
 
         cfg = self.cfg
         self.grid, self.skipped_pairs = plan_grid(cfg.datasets, cfg.tasks, cfg.methods, cfg.seed, cfg.mod,
                                                   cfg.output, cfg.storage)
-        done = set()
-        for name in ("results", "errors"):
-            t = read_table(cfg.output, name, cfg.storage, columns=["id"])
-            done |= set() if t is None else set(t.column("id").to_pylist())
+        done = finished_ids(cfg.output, None, cfg.storage, retry_errors=cfg.retry_errors)
         rows = [r for r in self.grid if r["id"] not in done]
         return Plan(rows, skipped=len(self.grid) - len(rows))
 
@@ -192,13 +190,12 @@ def write_report(cfg: EvaluateConfig, summary: EvaluateSummary, grid_ids: set[st
     from pipelines.evaluate_report import comparison_grid, markdown_table
     from pipelines.output_paths import output_uri
     from pipelines.storage import join, write_bytes_atomic
-    from pipelines.tables import read_table
+    from pipelines.tables import error_counts, latest_errors, read_table
 
-    tables = {}
-    for name in ("results", "errors"):
-        t = read_table(cfg.output, name, cfg.storage)
-        tables[name] = [] if t is None else [r for r in t.to_pylist() if r["id"] in grid_ids]
-    results, errors = tables["results"], tables["errors"]
+    t = read_table(cfg.output, "results", cfg.storage)
+    results = [] if t is None else list({r["id"]: r for r in t.to_pylist() if r["id"] in grid_ids}.values())
+    errors = [r for i, r in latest_errors(cfg.output, None, cfg.storage).items() if i in grid_ids]
+    summary.errors_by_kind = error_counts(errors)
     summary.total_results, summary.total_errors = len(results), len(errors)
     summary.markdown = markdown_table(results, cfg.datasets, cfg.tasks, cfg.methods, skipped, errors)
     artifacts = {"results.md": summary.markdown.encode()}
@@ -254,6 +251,7 @@ def log_evaluate_run(cfg: EvaluateConfig, summary: EvaluateSummary, results: lis
                 sums.setdefault(f"{r['dataset']}/{r['task']}/{r['method']}/{col}", []).append(float(r[col]))
     metrics = {k: sum(v) / len(v) for k, v in sums.items()}
     metrics.update(results=summary.total_results, errors=summary.total_errors, grid=summary.grid,
+                   **{f"errors_{k}": n for k, n in summary.errors_by_kind.items()},
                    seconds=summary.seconds, ray_startup_s=summary.ray_startup_s)
     artifacts = {**collect_artifacts(cfg.output, cfg.storage, folders=("results", "errors")), **artifacts}
     log_job_run(summary, cfg.mlflow, to_dict(cfg), metrics, artifacts, upload_config=True)

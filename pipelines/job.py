@@ -46,12 +46,15 @@ import time
 from dataclasses import dataclass, field
 
 from pipelines.config import config_hash, to_dict
-from pipelines.sections import MlflowConfig, RayConfig, StorageConfig
+from pipelines.sections import LeaseConfig, MlflowConfig, RayConfig, StorageConfig
 from pipelines.streaming import stream_to_tables
 from pipelines.summary import JobSummary
 
-# keys that change where and how fast a job runs, never a row's values: not in the config hash
-RUN_KEYS = ("output", "ray", "storage", "mlflow", "comparisons", "flush_rows", "max_pixels")
+# keys that change where and how fast a job runs, never a row's values: not in the config hash.
+# ``max_pixels`` is not one of them: it decides whether an input is a result or an error row,
+# so raising it retries those errors (jobs whose rows it cannot change exclude it themselves)
+RUN_KEYS = ("output", "ray", "storage", "mlflow", "lease", "comparisons", "flush_rows", "max_error_fraction",
+            "retry_errors")
 
 
 def _default_max_pixels() -> int:
@@ -63,15 +66,21 @@ def _default_max_pixels() -> int:
 @dataclass(frozen=True, kw_only=True)
 class JobConfig:
     """The keys every streaming job has. ``comparisons``: side-by-side images kept for the
-    first N items; ``max_pixels``: larger inputs become error rows."""
+    first N items; ``max_pixels``: larger inputs become error rows; ``max_error_fraction``:
+    the run exits 1 when more of its rows than this failed, or any failed transiently
+    (pipelines.summary.JobSummary.failure); ``retry_errors`` (``--retry-errors``): retry every
+    error row, permanent ones included; ``lease``: one run per output (pipelines.lease)."""
 
     job: str
     output: str
     seed: int = 0
     comparisons: int = 4
     max_pixels: int = field(default_factory=_default_max_pixels)
+    max_error_fraction: float = 0.5
+    retry_errors: bool = False
     ray: RayConfig = field(default_factory=RayConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    lease: LeaseConfig = field(default_factory=LeaseConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
     def validate(self) -> None:
@@ -83,6 +92,10 @@ class JobConfig:
         check_finite(to_dict(self))
         check_at_least("comparisons", self.comparisons, 0)
         check_at_least("max_pixels", self.max_pixels, 1)
+        if not 0.0 <= self.max_error_fraction <= 1.0:
+            from pipelines.config import ConfigError
+
+            raise ConfigError(f"config key 'max_error_fraction': must be in [0, 1], got {self.max_error_fraction}")
         if hasattr(self, "flush_rows"):
             check_at_least("flush_rows", self.flush_rows, 1)
         self.ray.validate("ray")
@@ -153,29 +166,34 @@ class StreamingJob:
 
 
 def run_job(job: StreamingJob) -> JobSummary:
-    """Hash the config, plan, start Ray (only when there is work), stream the stages' rows to
-    Parquet, then ``job.finish``; ``summary.seconds`` counts from Ray startup to the last row."""
+    """Take the output's lease (pipelines.lease: a second run refuses or waits), hash the
+    config, plan, start Ray (only when there is work), stream the stages' rows to Parquet,
+    then ``job.finish``; the lease is released at the end, failures included.
+    ``summary.seconds`` counts from Ray startup to the last row."""
+    from pipelines.lease import OutputLease
+
     cfg = job.cfg
-    chash = job.config_hash()
-    plan = job.plan(chash)
-    summary = job.summary(chash, plan)
-    t0 = time.perf_counter()
-    if plan.rows:
-        import ray
+    with OutputLease(cfg.output, cfg.lease, cfg.storage) as lease:
+        chash = job.config_hash()
+        plan = job.plan(chash)
+        summary = job.summary(chash, plan)
+        t0 = time.perf_counter()
+        if plan.rows:
+            import ray
 
-        from pipelines.ray_runtime import init_ray
+            from pipelines.ray_runtime import init_ray
 
-        init_ray(cfg.ray)
-        summary.ray_startup_s = time.perf_counter() - t0
-        ds = ray.data.from_items(plan.rows, override_num_blocks=job.num_blocks(len(plan.rows)))
-        stream_job(job, job.stages(ds, chash, plan), chash, summary)
-    summary.seconds = time.perf_counter() - t0
-    job.finish(summary)
+            init_ray(cfg.ray)
+            summary.ray_startup_s = time.perf_counter() - t0
+            ds = ray.data.from_items(plan.rows, override_num_blocks=job.num_blocks(len(plan.rows)))
+            stream_job(job, job.stages(ds, chash, plan), chash, summary, lease.check)
+        summary.seconds = time.perf_counter() - t0
+        job.finish(summary)
     return summary
 
 
-def stream_job(job: StreamingJob, ds, chash: str, summary: JobSummary) -> None:
+def stream_job(job: StreamingJob, ds, chash: str, summary: JobSummary, after_batch=None) -> None:
     """Iterate ``ds`` on the driver into the job's results and errors tables."""
     stream_to_tables(ds, job.cfg.output, job.cfg.storage, job.flush_rows, summary, chash,
                      lambda row: job.result_row(row, chash), results_table=job.results_table,
-                     error_extra=job.error_extra, on_result=job.on_result)
+                     error_extra=job.error_extra, on_result=job.on_result, after_batch=after_batch)

@@ -74,7 +74,7 @@ def plan_rows(cfg: RestoreImagesConfig, chash: str, problems: list[dict] | None 
     files, refused = screen_inputs(listed, lambda rel: [output_name(rel)])
     refs = match_references(files, screen_inputs(list_inputs(cfg.reference, cfg.storage), lambda rel: ())[0]
                             if cfg.reference else [])
-    done = finished_ids(cfg.output, chash, cfg.storage)
+    done = finished_ids(cfg.output, chash, cfg.storage, retry_errors=cfg.retry_errors)
     rows = []
     for f in files:
         rid = image_id(f.uri)

@@ -82,13 +82,11 @@ class VideoSummary(JobSummary):
         from pipelines.tables import read_table
 
         clips = read_table(self.output, "clips", storage)
-        errors = read_table(self.output, "errors", storage, columns=["config_hash"])
         self.total_results, self.means = mean_columns(clips, self.config_hash,
                                                       ("psnr", "ssim", "lq_psnr", "flicker", "lq_flicker",
                                                        "warp_error", "fps_restored"))
         self.clips = self.total_results
-        self.total_errors = 0 if errors is None else sum(
-            1 for h in errors.column("config_hash").to_pylist() if h == self.config_hash)
+        self.count_errors(storage, ("segments", "clips"))
 
 
 class RestoreVideoJob(StreamingJob):

@@ -32,14 +32,18 @@ class StorageConfig:
     endpoint_url: str | None = None
     anon: bool = False
     region: str | None = None
+    retries: int = 3  # transient failures of a read, write or listing retried (pipelines.retry)
+    retry_backoff_s: float = 0.5  # first wait; doubles each retry
     connect_timeout_s: float = 10.0  # S3: seconds to connect, and to wait for each read
     read_timeout_s: float = 60.0
 
     def validate(self, key: str = "storage") -> None:
-        from pipelines.validation import check_positive
+        from pipelines.validation import check_at_least, check_positive
 
         for name in ("connect_timeout_s", "read_timeout_s"):
             check_positive(f"{key}.{name}", getattr(self, name))
+        check_at_least(f"{key}.retries", self.retries, 0)
+        check_at_least(f"{key}.retry_backoff_s", self.retry_backoff_s, 0)
 
 
 @dataclass(frozen=True)
@@ -56,3 +60,27 @@ class MlflowConfig:
         from pipelines.tracking_check import check_tracking_uri
 
         check_tracking_uri(self, f"{key}.tracking_uri")
+
+
+@dataclass(frozen=True)
+class LeaseConfig:
+    """One writer per output (pipelines.lease): a run holds ``<output>/_lease.json`` and
+    refreshes it every ``heartbeat_s``; a second run refuses (exit 2), or waits up to
+    ``wait_s`` for it; a lease not refreshed for ``stale_s`` (or whose process on this host
+    is gone) is taken over. ``enabled: false`` only for outputs no other run can touch."""
+
+    enabled: bool = True
+    wait_s: float = 0.0
+    stale_s: float = 120.0
+    heartbeat_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        from pipelines.config import ConfigError
+
+        for name, low in (("wait_s", 0.0), ("stale_s", 1e-3), ("heartbeat_s", 1e-3)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v < float("inf"):
+                raise ConfigError(f"config key 'lease.{name}': must be a finite number >= {low:g}, got {v!r}")
+        if self.heartbeat_s >= self.stale_s:
+            raise ConfigError(f"config keys 'lease.heartbeat_s' ({self.heartbeat_s:g}) must be below "
+                              f"'lease.stale_s' ({self.stale_s:g}), or a live run's lease would look stale")

@@ -2,6 +2,7 @@
 
 S3 options come from the storage config or the usual AWS environment variables
 (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...); credentials are never logged or stored.
+Listing, reads and writes retry transient failures with backoff (``@retried``, pipelines.retry).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import fsspec
 
 from pipelines.local_files import read_regular_file
 from pipelines.redact import redact_uri
+from pipelines.retry import retried
 from pipelines.sections import StorageConfig
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -59,6 +61,7 @@ def full_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if proto in ("file", "local") else f"{proto}://{path}"
 
 
+@retried
 def list_inputs(uri: str, storage: StorageConfig | None = None,
                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[InputFile]:
     """Files under a directory (recursively), a glob, or a single file, sorted by relative path.
@@ -92,6 +95,7 @@ def _below(path: str, root: str) -> str:
     return path[len(prefix):].lstrip("/") if path.startswith(prefix) else posixpath.relpath(path, root)
 
 
+@retried
 def read_bytes(uri: str, storage: StorageConfig | None = None) -> bytes:
     """The object's bytes; a local path must be a regular file (a FIFO or device is refused,
     never read: pipelines.local_files)."""
@@ -102,6 +106,7 @@ def read_bytes(uri: str, storage: StorageConfig | None = None) -> bytes:
         return f.read()
 
 
+@retried
 def write_bytes_atomic(uri: str, data: bytes, storage: StorageConfig | None = None) -> str:
     """Write so that readers see the whole file or none of it (temp file + rename locally;
     a single PUT is atomic on object stores)."""
@@ -119,6 +124,7 @@ def write_bytes_atomic(uri: str, data: bytes, storage: StorageConfig | None = No
     return uri
 
 
+@retried
 def put_file_atomic(local_path: str, uri: str, storage: StorageConfig | None = None) -> str:
     """Copy a local file to ``uri`` without holding it in memory; readers see all of it or
     none (temp name + rename locally; one upload on object stores). Returns ``uri``."""

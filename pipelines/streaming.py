@@ -9,21 +9,24 @@ from pipelines.sections import StorageConfig
 
 
 def error_row(row: dict, chash: str, extra: tuple[str, ...] = ()) -> dict:
-    """An ``errors`` table row (pipelines.tables.ERROR_COLUMNS, then ``extra`` columns)."""
-    out = {"id": str(row["id"]), "source_uri": str(row["source_uri"]), "relative_path": str(row["relative_path"])}
-    out.update({k: str(row[k]) for k in extra})
-    out.update({"stage": str(row["error_stage"]), "error_type": str(row["error_type"]),
-                "message": str(row["error_message"]), "config_hash": chash})
-    return out
+    """An ``errors`` table row (pipelines.tables.ERROR_COLUMNS, ``extra`` columns after
+    ``relative_path``); a row without ``error_kind`` gets the kind of its ``error_type``."""
+    from pipelines.tables import error_record
+
+    return error_record(row["id"], row["source_uri"], row["relative_path"], row["error_stage"], row["error_type"],
+                        row["error_message"], str(row.get("error_kind") or ""), chash,
+                        {k: str(row[k]) for k in extra})
 
 
 def stream_to_tables(ds, output: str, storage: StorageConfig, shard_rows: int, summary, chash: str,
                      result_row: Callable[[dict], dict], results_table: str = "results",
-                     error_extra: tuple[str, ...] = (), on_result: Callable[[dict], None] | None = None) -> None:
+                     error_extra: tuple[str, ...] = (), on_result: Callable[[dict], None] | None = None,
+                     after_batch: Callable[[], None] | None = None) -> None:
     """Iterate ``ds`` on the driver; a row with ``error_stage`` goes to ``errors``
     (``error_row``), any other to ``results_table`` (``result_row(row)``), then ``on_result(row)``.
     Shards of ``shard_rows`` rows are written as buffers fill, the rest at the end; ``summary``
-    counts ``done``/``errors`` and reports progress after each batch."""
+    counts ``done``/``errors`` and reports progress after each batch, then ``after_batch()``
+    runs (the output lease's check: a run that lost its lease stops writing)."""
     from actors.columns import batch_to_rows
     from pipelines.tables import write_shard
 
@@ -47,4 +50,6 @@ def stream_to_tables(ds, output: str, storage: StorageConfig, shard_rows: int, s
                 on_result(row)
         flush()
         summary.progress()
+        if after_batch is not None:
+            after_batch()
     flush(force=True)

@@ -26,8 +26,9 @@ from pipelines.sections import MlflowConfig, StorageConfig
 from pipelines.summary import JobSummary
 
 log = logging.getLogger(__name__)
-# keys that do not change any row's bytes (limit_images only changes which files are planned)
-HASH_EXCLUDE = RUN_KEYS + ("shard_rows", "limit_images")
+# keys that do not change any row's bytes (limit_images only changes which files are planned;
+# a pair is the same whatever max_pixels: keeping it out keeps every pair done when it changes)
+HASH_EXCLUDE = RUN_KEYS + ("shard_rows", "limit_images", "max_pixels")
 TABLES = ("pairs", "errors")
 
 
@@ -82,13 +83,10 @@ class PairsSummary(JobSummary):
     def finalize_from_tables(self, storage: StorageConfig) -> None:
         from pipelines.tables import read_table
 
-        for name in TABLES:
-            t = read_table(self.output, name, storage, columns=["config_hash"])
-            n = 0 if t is None else sum(1 for h in t.column("config_hash").to_pylist() if h == self.config_hash)
-            if name == "pairs":
-                self.total_results = n
-            else:
-                self.total_errors = n
+        t = read_table(self.output, "pairs", storage, columns=["id", "config_hash"])
+        self.total_results = 0 if t is None else len(
+            {i for i, h in zip(t.column("id").to_pylist(), t.column("config_hash").to_pylist()) if h == self.config_hash})
+        self.count_errors(storage, ("pairs",))
         work_s = self.seconds - self.ray_startup_s
         self.pairs_per_s = self.done / work_s if self.done and work_s > 0 else 0.0
 
@@ -97,13 +95,14 @@ class PairsSummary(JobSummary):
         from pipelines.tracking import log_job_run
 
         metrics = {"pairs": self.total_results, "errors": self.total_errors, "new_pairs": self.done,
+                   **{f"errors_{k}": n for k, n in self.errors_by_kind.items()},
                    "new_errors": self.errors, "skipped": self.skipped, "seconds": self.seconds,
                    "ray_startup_s": self.ray_startup_s, "pairs_per_s": self.pairs_per_s}
         artifacts = {**collect_artifacts(self.output, storage, folders=("errors",)), **grids}
         log_job_run(self, cfg, params, metrics, artifacts)
 
     def table(self) -> str:
-        lines = [f"restoray {self.job}: {self.total_results} pairs, {self.total_errors} errors "
+        lines = [f"restoray {self.job}: {self.total_results} pairs, {self.errors_text()} "
                  f"({self.done} new pairs, {self.errors} new errors, {self.skipped} already done), "
                  f"{self.seconds:.1f} s, {self.pairs_per_s:.2f} pairs/s (Ray startup {self.ray_startup_s:.1f} s apart)",
                  f"  outputs:  {redact_uri(self.output)}"]
@@ -120,7 +119,7 @@ def plan_files(cfg: SynthPairsConfig, chash: str) -> tuple[list[dict], int]:
     from pipelines.tables import finished_ids
 
     files = list_inputs(resolve_input(cfg.input, cfg.output), cfg.storage)[: cfg.limit_images]
-    done = finished_ids(cfg.output, chash, cfg.storage, tables=TABLES)
+    done = finished_ids(cfg.output, chash, cfg.storage, tables=TABLES, retry_errors=cfg.retry_errors)
     rows, skipped = [], 0
     for f in files:
         todo = [i for i in range(cfg.crops_per_image) if crop_id(f.uri, i) not in done]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -23,6 +25,27 @@ def resolve_tracking_uri(cfg: MlflowConfig) -> str:
     path = Path(DEFAULT_DB).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+@contextmanager
+def store_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive lock (fcntl) on ``<db>.lock`` beside a SQLite store while a run
+    logs. MLflow creates and migrates the schema, and the experiment, on first use; two
+    processes doing that at once fail (``duplicate column name: step``, ``table experiments
+    already exists``, a UNIQUE constraint on the experiment name). Other stores: no lock."""
+    if not tracking_uri.startswith("sqlite:///") or tracking_uri.endswith(":memory:"):
+        yield
+        return
+    import fcntl
+
+    db = Path(tracking_uri[len("sqlite:///"):].split("?", 1)[0])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _experiment_id(mlflow, name: str, tracking_uri: str) -> str:
@@ -54,25 +77,26 @@ def log_run(cfg: MlflowConfig, run_name: str, params: dict, metrics: dict[str, f
     if upload_config:
         artifacts = {**artifacts, "config.yaml": yaml.safe_dump(params, sort_keys=False).encode()}
     uri = resolve_tracking_uri(cfg)
-    mlflow.set_tracking_uri(uri)
-    exp_id = _experiment_id(mlflow, cfg.experiment, uri)
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags or {}) as run:
-        flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
-        mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
-        clean = {k: float(v) for k, v in metrics.items() if v is not None and v == v}
-        if clean:
-            mlflow.log_metrics(clean)
-        for name, values in (metric_series or {}).items():
-            for step, v in enumerate(values):
-                mlflow.log_metric(name, float(v), step=step)
-        with tempfile.TemporaryDirectory() as tmp:
-            for rel, data in artifacts.items():
-                p = Path(tmp) / rel
-                p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_bytes(data)
-            if artifacts:
-                mlflow.log_artifacts(tmp)
-        return run.info.run_id, uri
+    with store_lock(uri):  # one process at a time sets up and writes a SQLite store
+        mlflow.set_tracking_uri(uri)
+        exp_id = _experiment_id(mlflow, cfg.experiment, uri)
+        with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags or {}) as run:
+            flat = {k: ("null" if v is None else v) for k, v in flatten(params).items()}
+            mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+            clean = {k: float(v) for k, v in metrics.items() if v is not None and v == v}
+            if clean:
+                mlflow.log_metrics(clean)
+            for name, values in (metric_series or {}).items():
+                for step, v in enumerate(values):
+                    mlflow.log_metric(name, float(v), step=step)
+            with tempfile.TemporaryDirectory() as tmp:
+                for rel, data in artifacts.items():
+                    p = Path(tmp) / rel
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                    p.write_bytes(data)
+                if artifacts:
+                    mlflow.log_artifacts(tmp)
+            return run.info.run_id, uri
 
 
 def log_job_run(summary, cfg: MlflowConfig, params: dict, metrics: dict[str, float],

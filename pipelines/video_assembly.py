@@ -1,6 +1,7 @@
 """Phase 2 of restore-video: assemble every clip whose segments are all accounted for.
 
-A clip is ready when each of its segments is in ``segments`` or ``errors`` (this config hash).
+A clip is ready when each of its segments is in ``segments`` or failed permanently (this
+config hash); a segment that failed transiently holds its clip back until a re-run retries it.
 The segments that succeeded from the first one on are joined; when the clip stopped decoding
 part-way (a short segment, or segments after it failed) the restored clip holds the frames
 before that point and an ``errors`` row says from which frame the clip did not decode.
@@ -17,12 +18,13 @@ from pipelines.video_rows import clip_result
 
 def ready_clips(job, chash: str) -> tuple[list[dict], list[dict]]:
     """(assembly rows, truncation error rows) for clips not yet in ``clips``."""
-    from pipelines.tables import finished_ids, read_table
+    from actors.error_kind import PERMANENT
+    from pipelines.tables import error_record, finished_ids, read_table
 
     cfg = job.cfg
     seg_table = read_table(cfg.output, "segments", cfg.storage)
     segs = {} if seg_table is None else {r["id"]: r for r in seg_table.to_pylist() if r["config_hash"] == chash}
-    failed = finished_ids(cfg.output, chash, cfg.storage, tables=("errors",))
+    failed = finished_ids(cfg.output, chash, cfg.storage, tables=("errors",))  # permanent: transient ones wait
     done = finished_ids(cfg.output, chash, cfg.storage, tables=("clips",))
     rows, errors = [], []
     for clip in job.clips:
@@ -41,10 +43,10 @@ def ready_clips(job, chash: str) -> tuple[list[dict], list[dict]]:
         last = good[-1]
         end = last["truncated_at"] if last["truncated_at"] >= 0 else last["start"] + last["owned"]
         if end < clip.frames:
-            errors.append({"id": clip.clip_id, "source_uri": clip.source_uri, "relative_path": clip.relative_path,
-                           "stage": "decode", "error_type": "VideoError",
-                           "message": f"the clip does not decode from frame {end} of {clip.frames}: "
-                                      f"restored frames [0, {end})", "config_hash": chash})
+            # id apart from the clip's own: a note beside its ``clips`` row, not superseded by it
+            errors.append(error_record(f"{clip.clip_id}-truncated", clip.source_uri, clip.relative_path, "decode",
+                                       "VideoError", f"the clip does not decode from frame {end} of {clip.frames}: "
+                                       f"restored frames [0, {end})", PERMANENT, chash))
         rows.append(_assembly_row(clip, good))
     return rows, errors
 

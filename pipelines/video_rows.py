@@ -67,19 +67,21 @@ def plan_clips(cfg, chash: str) -> tuple[list[ClipPlan], list[dict], int, list[d
     """(clips, segment rows still to do, segments already done, error rows written): inputs
     refused before probing (pipelines.output_paths.screen_inputs: a path that escapes, a FIFO
     or device, clips whose restored files would share a name) and clips that do not probe."""
+    from actors.error_kind import PERMANENT, error_kind
     from operators.video.encode import output_name
     from pipelines.inputs import resolve_input
     from pipelines.output_paths import screen_inputs
     from pipelines.restore_images import match_references
     from pipelines.storage import list_inputs
     from pipelines.streaming import error_row
-    from pipelines.tables import finished_ids, image_id, write_shard
+    from pipelines.tables import error_record, finished_ids, image_id, write_shard
 
     listed = list_inputs(resolve_input(cfg.input, cfg.output), cfg.storage, VIDEO_EXTENSIONS)
     files, refused = screen_inputs(listed, lambda rel: [output_name(rel, cfg.codec.get("name", "h264"))[0]])
     refs = match_references(files, screen_inputs(list_inputs(cfg.reference, cfg.storage, VIDEO_EXTENSIONS),
                                                  lambda rel: ())[0] if cfg.reference else [])
-    done = finished_ids(cfg.output, chash, cfg.storage, tables=("segments", "clips", "errors"))
+    done = finished_ids(cfg.output, chash, cfg.storage, tables=("segments", "clips", "errors"),
+                        retry_errors=cfg.retry_errors)
     window = int(cfg.solver.get("window", 8))
     clips, rows, skipped = [], [], 0
     errors = [error_row(p, chash) for p in refused if p["id"] not in done]  # never probed, never read
@@ -91,16 +93,16 @@ def plan_clips(cfg, chash: str) -> tuple[list[ClipPlan], list[dict], int, list[d
                 raise ValueError(f"frames too large: {info.width}x{info.height} > max_pixels {cfg.max_pixels}")
         except Exception as exc:  # noqa: BLE001 - a clip that cannot be probed is an error row
             if cid not in done:
-                errors.append({"id": cid, "source_uri": f.uri, "relative_path": f.relative_path, "stage": "probe",
-                               "error_type": type(exc).__name__, "message": str(exc)[:2000], "config_hash": chash})
+                errors.append(error_record(cid, f.uri, f.relative_path, "probe", type(exc).__name__, str(exc),
+                                           error_kind(exc), chash))
             continue
         n = info.frames if cfg.max_frames is None else min(info.frames, cfg.max_frames)
         if info.truncated_at is not None and info.truncated_at < n:
             if f"{cid}-truncated" not in done:
-                errors.append({"id": f"{cid}-truncated", "source_uri": f.uri, "relative_path": f.relative_path,
-                               "stage": "decode", "error_type": "VideoError", "config_hash": chash,
-                               "message": f"truncated clip: it decodes up to frame {info.truncated_at} of "
-                                          f"{info.frames}; restoring frames [0, {info.truncated_at})"})
+                errors.append(error_record(f"{cid}-truncated", f.uri, f.relative_path, "decode", "VideoError",
+                                           f"truncated clip: it decodes up to frame {info.truncated_at} of "
+                                           f"{info.frames}; restoring frames [0, {info.truncated_at})", PERMANENT,
+                                           chash))
             n = info.truncated_at
         if n < 1:
             continue

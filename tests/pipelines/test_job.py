@@ -35,7 +35,7 @@ class SquaresJob(StreamingJob):
     def plan(self, chash: str) -> Plan:
         from pipelines.tables import finished_ids
 
-        done = finished_ids(self.cfg.output, chash, self.cfg.storage)
+        done = finished_ids(self.cfg.output, chash, self.cfg.storage, retry_errors=self.cfg.retry_errors)
         rows = [{"id": f"v{i}", "source_uri": f"mem://{v}", "relative_path": str(v), "value": v}
                 for i, v in enumerate(self.cfg.values)]
         todo = [r for r in rows if r["id"] not in done]
@@ -49,7 +49,8 @@ class SquaresJob(StreamingJob):
             out = []
             for r in batch_to_rows(batch):
                 err = no_error() if int(r["value"]) >= 0 else {
-                    "error_stage": "square", "error_type": "ValueError", "error_message": f"negative: {r['value']}"}
+                    "error_stage": "square", "error_type": "ValueError", "error_message": f"negative: {r['value']}",
+                    "error_kind": "permanent"}
                 out.append({**r, "square": int(r["value"]) ** 2, **err})
             return rows_to_batch(out)
 
@@ -93,20 +94,28 @@ def test_nothing_to_do_builds_no_stages_and_still_finishes(tmp_path):
     assert run_job(Done(cfg)).planned == 0 and finished == [0]
 
 
-@pytest.mark.parametrize("path, job_class", [
-    ("configs/quickstart.yaml", "pipelines.restore_images.RestoreImagesJob"),
-    ("configs/synth-pairs.yaml", "pipelines.synth_pairs.SynthPairsJob"),
-    ("configs/evaluate-smoke.yaml", "pipelines.evaluate.EvaluateJob"),
+@pytest.mark.parametrize("path, job_class, max_pixels_in_hash", [
+    ("configs/quickstart.yaml", "pipelines.restore_images.RestoreImagesJob", True),
+    ("configs/quickstart-video.yaml", "pipelines.restore_video.RestoreVideoJob", True),
+    ("configs/synth-pairs.yaml", "pipelines.synth_pairs.SynthPairsJob", False),
+    ("configs/evaluate-smoke.yaml", "pipelines.evaluate.EvaluateJob", False),
 ])
-def test_run_only_keys_leave_every_jobs_hash_alone(path, job_class):
+def test_run_only_keys_leave_every_jobs_hash_alone(path, job_class, max_pixels_in_hash):
+    """max_pixels turns an input into an error row: in the hash of the jobs where that is the
+    row's fate (raising it retries those errors), out where a row's bytes never depend on it."""
+    from pipelines.sections import LeaseConfig
+
     module, name = job_class.rsplit(".", 1)
     job = getattr(__import__(module, fromlist=[name]), name)
     cfg, _ = load_job_config(str(REPO / path), [])
     base = job(cfg).config_hash()
-    for key, value in (("output", "/elsewhere"), ("comparisons", 9), ("max_pixels", 10),
+    for key, value in (("output", "/elsewhere"), ("comparisons", 9), ("max_error_fraction", 0.1),
+                       ("retry_errors", True), ("lease", LeaseConfig(wait_s=5)),
                        ("ray", dataclasses.replace(cfg.ray, actors=9)),
+                       ("storage", dataclasses.replace(cfg.storage, retries=0)),
                        ("mlflow", dataclasses.replace(cfg.mlflow, enabled=False))):
         assert job(dataclasses.replace(cfg, **{key: value})).config_hash() == base, key
+    assert (job(dataclasses.replace(cfg, max_pixels=10)).config_hash() != base) == max_pixels_in_hash
     assert job(dataclasses.replace(cfg, seed=cfg.seed + 1)).config_hash() != base
 
 

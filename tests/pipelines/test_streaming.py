@@ -22,7 +22,8 @@ class FakeDataset:
 
 
 def _row(i: int, error: str = "") -> dict:
-    err = {"error_stage": error, "error_type": "E" if error else "", "error_message": "boom" if error else ""}
+    err = {"error_stage": error, "error_type": "E" if error else "", "error_message": "boom" if error else "",
+           "error_kind": "permanent" if error else ""}
     return {"id": f"r{i}", "source_uri": f"/in/{i}.png", "relative_path": f"{i}.png", "dataset": "d", "value": i,
             **(err if error else no_error())}
 
@@ -42,7 +43,7 @@ def test_rows_are_routed_sharded_and_counted(tmp_path):
     assert all(pq.read_table(f).num_rows <= 2 for f in (tmp_path / "results").glob("*.parquet"))
     err = pq.read_table(next((tmp_path / "errors").glob("*.parquet"))).to_pylist()[0]
     assert set(err) == {"id", "source_uri", "relative_path", "dataset", "stage", "error_type", "message",
-                        "config_hash"} and err["message"] == "boom"
+                        "kind", "recorded_at", "config_hash"} and (err["message"], err["kind"]) == ("boom", "permanent")
 
 
 def test_synth_pairs_survives_a_bad_comparison_png_and_ignores_max_pixels(tmp_path):
