@@ -1,7 +1,8 @@
 """Windows of frames inside a segment, and the blending that hides their seams in time.
 
 A segment's frames are cut into shots at hard scene cuts; each shot into windows of W frames
-overlapping by O (the last window of a shot is moved back so it is full, overlapping more).
+overlapping by O (with O > 0 the last window of a shot is moved back so it is full,
+overlapping more; with O = 0, frames restored independently, it is just shorter).
 A window never crosses a cut, so nothing couples two shots. Frames two windows share are
 blended with a linear ramp from the earlier window to the later one; the same ramp joins
 segments (:func:`blend_weights`).
@@ -36,7 +37,8 @@ def plan_windows(n: int, window: int, overlap: int, cuts: Sequence[int] = ()) ->
     for s, (a, b) in enumerate(shots(n, cuts)):
         start, prev_stop = a, None
         while True:
-            start = max(a, min(start, b - window))
+            if overlap:  # coupled windows stay full; independent frames need no redo
+                start = max(a, min(start, b - window))
             stop = min(start + window, b)
             out.append(Window(start, stop, 0 if prev_stop is None else prev_stop - start, s))
             if stop >= b:

@@ -13,6 +13,7 @@ def test_windows_cover_every_frame_in_order_and_never_cross_a_cut():
     # the last window is moved back to stay full: it overlaps more
     assert plan_windows(17, 8, 2) == [Window(0, 8, 0, 0), Window(6, 14, 2, 0), Window(9, 17, 5, 0)]
     assert plan_windows(5, 8, 2) == [Window(0, 5, 0, 0)]
+    assert plan_windows(20, 8, 0) == [Window(0, 8, 0, 0), Window(8, 16, 0, 0), Window(16, 20, 0, 0)]
     ws = plan_windows(20, 8, 2, cuts=[5, 0, 99])
     assert ws[0] == Window(0, 5, 0, 0) and ws[1] == Window(5, 13, 0, 1)  # no anchor across the cut
     assert shots(20, [5, 12]) == [(0, 5), (5, 12), (12, 20)]
