@@ -5,8 +5,8 @@ long clip, and pipeline throughput against a bare loop of the same solver on the
   python benchmarks/video_scale.py throughput --frames 48 --solver langevin_video --nfe 4
 
 Memory: the job (solver ``pinv``, i.e. decode -> restore -> encode with no model cost, so the
-clip's length is what varies) runs in a subprocess while this script samples the summed RSS
-of that process tree every 0.2 s. Throughput: restored frames / s of the job's restore phase
+clip's length is what varies) runs in a subprocess while this script samples the summed PSS
+(resident memory, shared pages split among their users) of that process tree every 0.2 s. Throughput: restored frames / s of the job's restore phase
 (segments; Ray start-up and the assembly excluded) vs the actor's code called in a plain loop
 over the same segments in one process (torch threads = the machine's cores).
 """
@@ -41,19 +41,24 @@ def make_clip(path: str, frames: int, width: int, height: int) -> str:
 
 
 def tree_rss(pid: int) -> int:
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        procs = [p] + p.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for q in procs:
+    """Summed PSS in bytes of ``pid`` and all its descendants (Linux /proc; Ray's raylet,
+    object store and workers are the job process's descendants). PSS splits each shared page
+    (the object store's shared memory, mapped by every worker) among the processes mapping it,
+    so the sum counts it once, where summed RSS would count it once per process."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
         try:
-            total += q.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                total += next((int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:")), 0)
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
     return total
 
 
@@ -77,7 +82,7 @@ def run_job_measured(config: dict, workdir: str) -> tuple[float, float]:
 
 
 def memory(frames: list[int], width: int, height: int) -> None:
-    print("| frames | size | peak RSS (MB) | wall (s) |\n|---|---|---|---|")
+    print("| frames | size | peak PSS of the job (MB) | wall (s) |\n|---|---|---|---|")
     for n in frames:
         with tempfile.TemporaryDirectory() as tmp:
             os.makedirs(os.path.join(tmp, "in"))
@@ -98,7 +103,7 @@ def throughput(frames: int, solver: dict, clip: str | None) -> None:
     from pipelines.config import from_dict
     from pipelines.restore_video import RestoreVideoConfig, run
     from pipelines.stages.video_load import SegmentLoadStage
-    from pipelines.video_plan import segment_bounds
+    from pipelines.video_plan import plan_segments
 
     with tempfile.TemporaryDirectory() as tmp:
         if clip is None:
@@ -114,7 +119,7 @@ def throughput(frames: int, solver: dict, clip: str | None) -> None:
         load = SegmentLoadStage(cfg.degradation, True, cfg.seed, cfg.storage)
         actor = VideoRestoreActor(cfg.solver, cfg.prior, None, cfg.seed)
         t0 = time.perf_counter()
-        for c, s, e in segment_bounds(frames, cfg.segment_frames, cfg.segment_overlap):
+        for c, s, e in plan_segments(frames, 256, 192, cfg):  # the job's own segments
             row = load.load_row({"id": "x", "clip_id": "x", "source_uri": clip, "context": c, "start": s, "stop": e})
             actor.restore_row(row)
         loop_fps = frames / (time.perf_counter() - t0)

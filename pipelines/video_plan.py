@@ -2,7 +2,7 @@
 
 A clip of n frames becomes segments owning [start, stop) with ``stop - start`` =
 ``segment_frames`` (fewer for large frames: a segment holds at most ``segment_pixels``
-pixels, never fewer than one window), each also decoding the ``segment_overlap`` frames
+pixels; fewer for short clips, so every actor gets a segment; never fewer than one window), each also decoding the ``segment_overlap`` frames
 before its start (its ``context``), which both neighbours restore and the assembly blends.
 Segments are what the actor pool runs in parallel: a long clip uses every actor.
 """
@@ -34,9 +34,21 @@ def segment_bounds(n: int, frames: int, overlap: int) -> list[tuple[int, int, in
     return [(max(0, s - overlap), s, min(s + frames, n)) for s in range(0, n, frames)]
 
 
-def segment_length(width: int, height: int, segment_frames: int, segment_pixels: int, window: int) -> int:
-    """Frames per segment: ``segment_frames``, capped by the pixel budget, at least one window."""
-    return max(window, min(segment_frames, segment_pixels // max(1, width * height)))
+def segment_length(width: int, height: int, segment_frames: int, segment_pixels: int, window: int,
+                   frames: int | None = None, actors: int = 1) -> int:
+    """Frames per segment: ``segment_frames``, capped by the pixel budget and so that a clip of
+    ``frames`` frames gives every one of ``actors`` a segment; at least one window."""
+    length = min(segment_frames, segment_pixels // max(1, width * height))
+    if frames:
+        length = min(length, -(-frames // max(1, actors)))
+    return max(window, length)
+
+
+def plan_segments(n: int, width: int, height: int, cfg) -> list[tuple[int, int, int]]:
+    """The (context, start, stop) segments restore-video cuts a clip of n frames into."""
+    window = int(cfg.solver.get("window", 8))
+    length = segment_length(width, height, cfg.segment_frames, cfg.segment_pixels, window, n, cfg.ray.actors)
+    return segment_bounds(n, length, cfg.segment_overlap)
 
 
 def probe_uri(uri: str, storage):

@@ -10,9 +10,8 @@ from pipelines.video_plan import (
     VIDEO_EXTENSIONS,
     ClipPlan,
     clip_rows,
+    plan_segments,
     probe_uri,
-    segment_bounds,
-    segment_length,
 )
 
 CODECS = ("h264", "h265", "ffv1", "png")
@@ -82,7 +81,6 @@ def plan_clips(cfg, chash: str) -> tuple[list[ClipPlan], list[dict], int, list[d
                                                  lambda rel: ())[0] if cfg.reference else [])
     done = finished_ids(cfg.output, chash, cfg.storage, tables=("segments", "clips", "errors"),
                         retry_errors=cfg.retry_errors)
-    window = int(cfg.solver.get("window", 8))
     clips, rows, skipped = [], [], 0
     errors = [error_row(p, chash) for p in refused if p["id"] not in done]  # never probed, never read
     for f in files:
@@ -106,9 +104,8 @@ def plan_clips(cfg, chash: str) -> tuple[list[ClipPlan], list[dict], int, list[d
             n = info.truncated_at
         if n < 1:
             continue
-        length = segment_length(info.width, info.height, cfg.segment_frames, cfg.segment_pixels, window)
         plan = ClipPlan(cid, f.uri, f.relative_path, refs.get(f.relative_path, "") or (f.uri if cfg.synthesize else ""),
-                        n, info.fps, info.width, info.height, tuple(segment_bounds(n, length, cfg.segment_overlap)))
+                        n, info.fps, info.width, info.height, tuple(plan_segments(n, info.width, info.height, cfg)))
         clips.append(plan)
         if cid in done:
             skipped += len(plan.segments)
