@@ -40,13 +40,9 @@ def load_video_prior(spec: dict | None, device: str):
         return None
     from operators.priors.dvdnet import load_dvdnet
 
-    from operators.priors.dvdnet import SIGMA_MAX, SIGMA_MIN
-
     if spec.get("name") != "dvdnet" or "weights" not in spec:
         raise ValueError(f"video_prior must be {{name: dvdnet, weights: FOLDER[, flow: deepflow|dis]}}, got {spec!r}")
-    net = load_dvdnet(spec["weights"], flow=spec.get("flow", "deepflow"), device=device)
-    net.sigma_min, net.sigma_max = SIGMA_MIN, SIGMA_MAX  # the range it was trained on (VideoDenoiser)
-    return net
+    return load_dvdnet(spec["weights"], flow=spec.get("flow", "deepflow"), device=device)
 
 
 class VideoRestoreActor:

@@ -115,7 +115,11 @@ def check_sigma(sigma: float) -> float:
 
 class DVDnet(nn.Module):
     """The two stages and the alignment; ``flow`` picks the estimator, ``batch`` the frames per
-    network call. Inference only: stays in eval mode."""
+    network call. Inference only: stays in eval mode. ``sigma_min``/``sigma_max``: the range it
+    was trained on (the VideoDenoiser contract of operators.solvers.langevin_video)."""
+
+    sigma_min = SIGMA_MIN
+    sigma_max = SIGMA_MAX
 
     def __init__(self, spatial: DVDnetSpatial, temporal: DVDnetTemporal, flow: FlowMethod = "deepflow",
                  edge: Edge = "clamp", batch: int = 4):
