@@ -20,6 +20,7 @@ from operators.solvers.pnp_ula import PnPULAConfig, solve_pnp_ula
 from operators.solvers.presets import resolve_spec
 from operators.solvers.reld import RELDConfig, solve_reld
 from operators.solvers.tiling import TiledPrior
+from operators.solvers.ud2m import UD2MConfig, solve_ud2m
 
 SOLVERS: Registry[Callable[..., SolverOutput]] = Registry("solver")
 CONFIGS: dict[str, type[SolverConfig]] = {}
@@ -33,6 +34,7 @@ for _name, _fn, _cfg in [
     ("langevin_video", solve_langevin_video, LangevinVideoConfig),
     ("reld", solve_reld, RELDConfig),
     ("latent_dps", solve_latent_dps, LatentDPSConfig),
+    ("ud2m", solve_ud2m, UD2MConfig),
 ]:
     SOLVERS.register(_name, _fn)
     CONFIGS[_name] = _cfg
@@ -61,5 +63,5 @@ def row_config(name: str, spec: dict[str, Any], degradation: Any) -> tuple[Solve
 __all__ = [
     "SOLVERS", "CONFIGS", "get_solver", "solver_config", "row_config", "SolverOutput", "SolverConfig",
     "karras_sigmas", "TiledPrior", "DPSConfig", "DDNMConfig", "DiffPIRConfig", "PnPULAConfig",
-    "LangevinConfig", "LangevinVideoConfig", "RELDConfig", "LatentDPSConfig",
+    "LangevinConfig", "LangevinVideoConfig", "RELDConfig", "LatentDPSConfig", "UD2MConfig",
 ]

@@ -20,6 +20,7 @@ from operators.solvers import SOLVERS, get_solver, solver_config
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 NFE = {"pnp_ula": 12}  # others: 6
+CONFIG = {"ud2m": {"unfolding": "untrained"}}  # no trained unfolding in the tests
 
 
 class Recording:
@@ -51,7 +52,8 @@ def tiny(kind: str):
 def test_every_solver_asks_only_for_trained_sigmas(name, kind):
     prior, op = tiny(kind), mask_op((9, 13), 0.05)
     y = op.measure(torch.rand(1, 3, 9, 13, generator=gen(2)), gen(0))
-    out = get_solver(name)(y, op, prior, nfe=NFE.get(name, 6), generator=gen(1), config=solver_config(name))
+    out = get_solver(name)(y, op, prior, nfe=NFE.get(name, 6), generator=gen(1),
+                           config=solver_config(name, **CONFIG.get(name, {})))
     assert out.x.shape == (1, 3, 9, 13) and torch.isfinite(out.x).all() and out.nfe == NFE.get(name, 6)
     seen = torch.cat(prior.seen)
     assert seen.min() >= prior.sigma_min * (1 - 1e-6) and seen.max() <= prior.sigma_max * (1 + 1e-6)

@@ -14,8 +14,9 @@ from operators.priors.embedded import EmbeddedPixelPrior
 from operators.registry import UnknownNameError
 from operators.solvers import CONFIGS, SOLVERS, get_solver, solver_config
 
-NAMES = ["ddnm", "diffpir", "dps", "langevin", "langevin_video", "latent_dps", "pnp_ula", "reld"]
-NFE = {"pnp_ula": 12, "langevin": 4, "langevin_video": 4}  # others: 5
+NAMES = ["ddnm", "diffpir", "dps", "langevin", "langevin_video", "latent_dps", "pnp_ula", "reld", "ud2m"]
+NFE = {"pnp_ula": 12, "langevin": 4, "langevin_video": 4, "ud2m": 6}  # others: 5
+CONFIG = {"ud2m": {"unfolding": "untrained"}}  # no trained unfolding in the tests (tests/.../test_ud2m.py)
 BACKWARD = {"dps", "latent_dps"}
 DETERMINISTIC = {"reld"}
 LATENT_OK = {"langevin", "langevin_video", "latent_dps", "reld"}
@@ -23,7 +24,7 @@ LATENT_OK = {"langevin", "langevin_video", "latent_dps", "reld"}
 
 def solve(name, y, op, prior, seed=0, callback=None, **cfg):
     return get_solver(name)(y, op, prior, nfe=NFE.get(name, 5), generator=gen(seed),
-                            config=solver_config(name, **cfg), callback=callback)
+                            config=solver_config(name, **{**CONFIG.get(name, {}), **cfg}), callback=callback)
 
 
 def test_registry_lists_every_solver():
