@@ -34,14 +34,17 @@ PRIOR = {"reld": {"name": "embedded_latent"}, "latent_dps": {"name": "embedded_l
 # Points every search evaluates besides its random ones (Tune's points_to_evaluate): for
 # denoising, DiffPIR started at sigma_y with a strong prox weight and no fresh noise is a few
 # PnP-HQS steps around the MMSE denoiser; 8 random trials missed it by 0.9 dB.
-SEEDS = {("diffpir", "denoise"): [{"start_scale": 1.0, "lam": 50.0, "zeta": 0.0}]}
+# Ending the schedule near sigma_y too (end_scale 0.8) keeps it at or above the denoiser alone.
+SEEDS = {("diffpir", "denoise"): [{"start_scale": 1.0, "lam": 50.0, "zeta": 0.0, "end_scale": 0.8},
+                                  {"start_scale": 1.0, "lam": 50.0, "zeta": 0.0, "end_scale": 0.05}]}
 
 
 def start_space(task: str) -> dict:
     """Where the schedule starts: the measurement's noise level (x start_scale) for denoising,
     a low level for restoration from a good initial estimate, up to generation for holes."""
-    if task == "denoise":
-        return {"sigma_max": "measurement", "start_scale": tune.uniform(1.0, 2.0)}
+    if task == "denoise":  # and where it ends, relative to sigma_y (sigma_min: measurement)
+        return {"sigma_max": "measurement", "start_scale": tune.uniform(1.0, 2.0),
+                "sigma_min": "measurement", "end_scale": tune.loguniform(0.02, 1.0)}
     if task.startswith("jpeg"):  # y carries the coding error (JPEG.init_sigma, an estimate)
         return {"sigma_max": "measurement", "start_scale": tune.uniform(0.5, 2.0)}
     hi = 80.0 if task == "inpaint_box" else 5.0
@@ -53,7 +56,7 @@ def space(solver: str, task: str) -> dict:
     if solver == "diffpir":
         s |= {"lam": tune.loguniform(0.3, 100.0), "zeta": tune.uniform(0.0, 1.0)}
     elif solver == "langevin":
-        s |= {"delta": tune.loguniform(0.01, 10.0), "sigma_min": tune.loguniform(0.002, 0.1)}
+        s = {"sigma_min": tune.loguniform(0.002, 0.1)} | s | {"delta": tune.loguniform(0.01, 10.0)}
     elif solver == "ddnm":
         s |= {"eta": tune.uniform(0.0, 1.0)}
     elif solver in ("dps", "latent_dps"):

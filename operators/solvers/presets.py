@@ -11,6 +11,11 @@ Symbolic values, resolved against the row's degradation:
   (``degradation.init_sigma``: sigma_n for denoising, whose estimate is y; the estimated
   coding error for JPEG), or sigma_n where that is larger, floored at ``MIN_START``: the
   schedule starts from the measurement, not at the prior's sigma_max.
+- ``sigma_min: measurement`` -> ``end_scale`` x that same level: the schedule also ends near the
+  measurement. For Gaussian denoising the MMSE estimate is one denoiser call at sigma_y
+  (Tweedie), and steps far below it move a deterministic trajectory away from it (-0.3 to
+  -0.4 dB at 20 NFE with FFDNet on BSDS400 crops); ending at 0.8 sigma_y keeps the solver at or
+  above the denoiser alone.
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ PRESETS_FILE = Path(__file__).resolve().parents[2] / "configs" / "presets.yaml"
 FAMILIES = ("denoise", "deblur", "sr", "inpaint_random", "inpaint_holes", "colorize", "jpeg", "default")
 MEASUREMENT = "measurement"
 MIN_START = 1.0 / 255
-ORCHESTRATION_KEYS = ("preset", "start_scale")
+ORCHESTRATION_KEYS = ("preset", "start_scale", "end_scale")
+SCALES = {"sigma_max": "start_scale", "sigma_min": "end_scale"}
 
 
 def task_family(degradation: Degradation | None) -> str:
@@ -93,8 +99,9 @@ def resolve_spec(solver: str, spec: dict[str, Any], degradation: Degradation | N
     family = task_family(degradation) if preset in (None, "auto") else preset
     values = {} if preset == "none" else preset_values(solver, family, path)
     merged = {**values, **spec}
-    start_scale = float(merged.pop("start_scale", 1.0))
-    if merged.get("sigma_max") == MEASUREMENT:
-        level = max(degradation.init_sigma, degradation.sigma_n) if degradation is not None else 0.0
-        merged["sigma_max"] = max(start_scale * level, MIN_START)
+    level = max(degradation.init_sigma, degradation.sigma_n) if degradation is not None else 0.0
+    for key, scale_key in SCALES.items():
+        scale = float(merged.pop(scale_key, 1.0))
+        if merged.get(key) == MEASUREMENT:
+            merged[key] = max(scale * level, MIN_START)
     return merged, "none" if preset == "none" else family

@@ -95,3 +95,24 @@ def test_jpeg_start_level_is_its_coding_error(quality):
     assert op.init_sigma == pytest.approx(rmse, rel=0.4)
     keys, used = resolve_spec("diffpir", {"preset": "none", "sigma_max": "measurement"}, op)
     assert keys["sigma_max"] == pytest.approx(op.init_sigma)
+
+
+def test_measurement_end_level_is_resolved(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("diffpir:\n  denoise: {sigma_max: measurement, sigma_min: measurement, end_scale: 0.8}\n")
+    op = build_degradation({"name": "denoise", "noise_sigma": 0.1})
+    keys, _ = resolve_spec("diffpir", {}, op, path)
+    assert keys == {"sigma_max": pytest.approx(0.1), "sigma_min": pytest.approx(0.08)}
+
+
+def test_denoising_starts_from_y_unclipped():
+    """y's noise is what the denoiser is told about: clipping it to [0, 1] would bias it on dark
+    and bright pixels (the first step must see y exactly as measured)."""
+    op = build_degradation({"name": "denoise", "noise_sigma": 0.2})
+    y = op.measure(torch.full((1, 3, 8, 8), 0.05), make_generator(0, "y"))
+    assert float(y.min()) < 0
+    assert torch.equal(op.init_estimate(y), y)
+    assert torch.equal(initial_state(y, op, GaussianPrior(), 0.2, make_generator(0, "x")), y)
+    blur = build_degradation({"name": "blur", "kind": "gaussian", "sigma": 1.0, "noise_sigma": 0.2})
+    est = blur.init_estimate(blur.measure(torch.full((1, 3, 16, 16), 0.05), make_generator(0, "y")))
+    assert float(est.min()) >= 0  # an estimate whose error is not modelled as noise is clamped
