@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines import evaluate, restore_images, restore_video, synth_pairs, train_prior
+from pipelines import evaluate, restore_images, restore_video, synth_pairs, train_prior, train_unfolded
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ JOBS: dict[str, JobKind] = {
         train_prior.TrainPriorConfig, train_prior.run,
         "train an embedded prior (pixel EDM UNet, latent codec or latent EDM UNet) on Ray Train; "
         "resumable checkpoints, safetensors weights, loss curve in MLflow"),
+    "train-unfolded": JobKind(
+        train_unfolded.TrainUnfoldedConfig, train_unfolded.run,
+        "train a UD2M unfolding (LoRA + per-step Langevin parameters) of a prior on Ray Train, on pairs "
+        "drawn from an operator family or read from synth-pairs Parquet; resumable checkpoints, "
+        "safetensors unfolding + model card stub, loss curve and sample grid in MLflow"),
     "synth-pairs": JobKind(
         synth_pairs.SynthPairsConfig, synth_pairs.run,
         "synthesize training pairs: random crops of clean images, a (random) degradation per crop; "
