@@ -7,12 +7,14 @@ move the noise to the image's device).
 from __future__ import annotations
 
 import time
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from operators.seeding import make_generator
 from operators.solvers.base import SolverOutput
+from operators.solvers.generators import GeneratorBatch
 from operators.solvers.posterior import PosteriorConfig, posterior_samples
 
 
@@ -35,13 +37,21 @@ def nchw_to_hwc(x: torch.Tensor) -> np.ndarray:
     return x[0].detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
-def timed_solve(solve, y: torch.Tensor, op, prior, nfe: int, config, seed: int, row_id: str,
+def timed_solve(solve, y: torch.Tensor, op, prior, nfe: int, config, seed: int, row_id: str | Sequence[str],
                 posterior: PosteriorConfig | None = None) -> tuple[SolverOutput, float]:
     """Run ``solve`` with a CPU generator seeded by (seed, row_id, "solve"), ``posterior.samples``
     seeded samples in one batched call (operators.solvers.posterior); return (the output:
-    x (1, C, H, W), std or None, NFE counts; seconds)."""
+    x (B, C, H, W), std or None, NFE counts; seconds).
+
+    ``row_id``: one id (y: (1, C, h, w)), or B ids of the B rows of y, each drawing from its
+    own generator (operators.solvers.generators.GeneratorBatch), so row b gets the noise it
+    would get solved alone."""
     p = posterior or PosteriorConfig()
-    gen = make_generator(seed, str(row_id), "solve")  # CPU: same draws on any device
+    ids = [str(row_id)] if isinstance(row_id, str) else [str(r) for r in row_id]
+    if len(ids) != y.shape[0]:
+        raise ValueError(f"{len(ids)} row ids for a batch of {y.shape[0]} images")
+    gens = [make_generator(seed, rid, "solve") for rid in ids]  # CPU: same draws on any device
+    gen = gens[0] if len(gens) == 1 else GeneratorBatch(gens)
     t0 = time.perf_counter()
     with torch.no_grad():  # solvers that need gradients enable them themselves
         result = posterior_samples(solve, y, op, prior, nfe=int(nfe), generator=gen, config=config,

@@ -135,7 +135,8 @@ class EvaluateJob(StreamingJob):
         ds = ds.map_batches(EvalLoadStage(cfg.seed, cfg.mod, cfg.storage, cfg.max_pixels), batch_size=1)
         return ds.map_batches(EvaluateActor, fn_constructor_kwargs={
             "seed": cfg.seed, "device": "cuda" if cfg.ray.num_gpus else "cpu",
-            "torch_threads": cfg.ray.torch_threads, "comparison_images": tuple(sorted(compare))},
+            "torch_threads": cfg.ray.torch_threads, "comparison_images": tuple(sorted(compare)),
+            "solve_batch": cfg.ray.solve_batch},
             **actor_pool_args(cfg.ray))
 
     def result_row(self, row: dict, chash: str) -> dict:

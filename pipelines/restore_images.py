@@ -140,8 +140,8 @@ class RestoreImagesJob(StreamingJob):
                             batch_size=cfg.ray.batch_size)
         ds = ds.map_batches(RestoreActor, fn_constructor_kwargs={
             "solver": cfg.solver, "prior": cfg.prior, "seed": cfg.seed,
-            "device": "cuda" if cfg.ray.num_gpus else "cpu", "torch_threads": cfg.ray.torch_threads},
-            **actor_pool_args(cfg.ray))
+            "device": "cuda" if cfg.ray.num_gpus else "cpu", "torch_threads": cfg.ray.torch_threads,
+            "solve_batch": cfg.ray.solve_batch}, **actor_pool_args(cfg.ray))
         return ds.map_batches(FinishStage(cfg.output, chash, compare, cfg.storage), batch_size=cfg.ray.batch_size)
 
     def result_row(self, row: dict, chash: str) -> dict:

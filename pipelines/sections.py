@@ -7,13 +7,18 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class RayConfig:
     """Where and how wide to run. ``address: null`` starts a local Ray in-process
-    (RAY_ADDRESS, when set, wins over a local start); actors share the node's CPUs."""
+    (RAY_ADDRESS, when set, wins over a local start); actors share the node's CPUs.
+    ``batch_size``: rows per actor call; ``solve_batch`` (restore-images, evaluate): at most this
+    many of a call's rows with equal image shape, degradation and solver config share one solver
+    call (1: one row per solve), each with its own generator, so results do not depend on it;
+    more rows per call use the accelerator better and need that many times the memory."""
 
     address: str | None = None
     actors: int = 2
     num_gpus: float = 0.0
     num_cpus_per_actor: float = 0.5
     batch_size: int = 4
+    solve_batch: int = 1
     num_cpus: int | None = None
     object_store_mb: int = 1024
     torch_threads: int | None = None

@@ -50,7 +50,7 @@ def check_ray(ray, key: str = "ray") -> None:
     """Sizes of the Ray section, then the pool against a local machine: ``actors`` x
     ``num_cpus_per_actor`` within ``num_cpus`` (default: this machine's CPUs), GPUs likewise.
     A cluster joined by address is sized when joined (pipelines.ray_runtime)."""
-    for name in ("actors", "batch_size"):
+    for name in ("actors", "batch_size", "solve_batch"):
         check_at_least(f"{key}.{name}", getattr(ray, name), 1)
     check_at_least(f"{key}.num_cpus", ray.num_cpus, 1, optional=True)
     check_at_least(f"{key}.torch_threads", ray.torch_threads, 1, optional=True)

@@ -11,6 +11,7 @@ from operators.degradations.base import Degradation
 from operators.priors.base import Prior
 from operators.solvers.base import SolverOutput, karras_sigmas
 from operators.solvers.config import SolverConfig
+from operators.solvers.generators import GeneratorBatch
 from operators.solvers.tiling import TiledPrior, tiled
 
 Callback = Callable[[dict], None]
@@ -33,11 +34,15 @@ def sigma_schedule(prior: Prior, n: int, sigma_min: float | None = None,
     return karras_sigmas(n, smin, smax, rho)
 
 
-def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise shaped like ``x``, drawn only from ``generator``."""
+def randn_like(x: torch.Tensor, generator: torch.Generator | GeneratorBatch | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``x``, drawn only from ``generator`` (a
+    :class:`GeneratorBatch`: each row group from its own generator)."""
     if generator is None:
         raise ValueError("this solver draws noise: pass an explicit torch.Generator")
-    eps = torch.randn(x.shape, generator=generator, dtype=torch.float32, device=generator.device)
+    if isinstance(generator, GeneratorBatch):
+        eps = generator.randn(x.shape)
+    else:
+        eps = torch.randn(x.shape, generator=generator, dtype=torch.float32, device=generator.device)
     return eps.to(device=x.device, dtype=x.dtype)
 
 

@@ -66,6 +66,7 @@ BAD = [
     ({"comparisons": -1}, "'comparisons': must be >= 0, got -1"),
     ({"flush_rows": 0}, "'flush_rows': must be >= 1, got 0"),
     ({"ray": {"batch_size": 0}}, "'ray.batch_size': must be >= 1, got 0"),
+    ({"ray": {"solve_batch": 0}}, "'ray.solve_batch': must be >= 1, got 0"),
     ({"ray": {"actors": -5}}, "'ray.actors': must be >= 1, got -5"),
     ({"ray": {"actors": 100000}}, "'ray.actors': 100000 actors do not fit on this machine: at most 4 "
                                   "(2 CPUs / num_cpus_per_actor 0.5)"),
