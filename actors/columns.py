@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 import traceback
 
 import numpy as np
@@ -23,9 +24,18 @@ def pack(arr: np.ndarray | None, dtype: type = np.float32) -> bytes:
 
 
 def unpack(data: bytes | None) -> np.ndarray | None:
+    """.npy bytes -> a read-only array viewing ``data`` (no copy: a 64 MP float32 image
+    would otherwise exist three times, as the Arrow value, a ``bytes`` copy and the array)."""
     if data is None or len(data) == 0:
         return None
-    return np.load(io.BytesIO(bytes(data)), allow_pickle=False)
+    buf = io.BytesIO(memoryview(data)[:4096])  # magic, version and header: well under 4 KB
+    version = np.lib.format.read_magic(buf)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(buf)
+    if dtype.hasobject:
+        raise ValueError("packed arrays never hold Python objects")
+    arr = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=buf.tell())
+    return arr.reshape(shape, order="F" if fortran else "C")
 
 
 def no_error() -> dict:

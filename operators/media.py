@@ -64,12 +64,24 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
     return DecodedImage(np.ascontiguousarray(np.clip(arr, 0, 1)), mode, grey)
 
 
+def to_uint8(pixels: np.ndarray, grey: bool = False, band: int = 256) -> np.ndarray:
+    """(H, W, C) or (H, W) float in [0, 1] -> uint8 round(clip(x) * 255), (H, W[, C]) (the
+    channel mean first when ``grey``), computed ``band`` rows at a time."""
+    arr = np.asarray(pixels)
+    grey = grey and arr.ndim == 3
+    out = np.empty(arr.shape[:2] if grey else arr.shape, np.uint8)
+    for top in range(0, arr.shape[0], band):
+        part = np.clip(arr[top:top + band].astype(np.float32), 0, 1)
+        if grey:
+            part = part.mean(axis=2)
+        out[top:top + band] = np.round(part * 255)
+    return out
+
+
 def encode_png(pixels: np.ndarray, grey: bool = False) -> bytes:
-    """(H, W, 3) or (H, W) float in [0, 1] -> 8-bit PNG bytes (grey when asked)."""
-    arr = np.clip(np.asarray(pixels, dtype=np.float32), 0, 1)
-    if arr.ndim == 3 and grey:
-        arr = arr.mean(axis=2)
-    u8 = np.round(arr * 255).astype(np.uint8)
+    """(H, W, 3) or (H, W) float in [0, 1] -> 8-bit PNG bytes (grey when asked). Converted to
+    8 bits in bands of rows, so the work memory beyond the uint8 image is one band."""
+    u8 = to_uint8(pixels, grey)
     buf = io.BytesIO()
     Image.fromarray(u8).save(buf, format="PNG")
     return buf.getvalue()

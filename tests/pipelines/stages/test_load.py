@@ -78,7 +78,7 @@ def test_a_real_jpeg_brings_its_own_tables(tmp_path):
     op = build_degradation(json.loads(out["degradation"]))
     assert op.subsampling == "4:4:4" and op.exact_prox
     assert np.array_equal(op.quant_tables()[0], quant_table(23, False))
-    y = torch.from_numpy(unpack(out["lq"])).permute(2, 0, 1)[None].double()
+    y = torch.from_numpy(unpack(out["lq"]).copy()).permute(2, 0, 1)[None].double()
     assert torch.allclose(op.project(y, y), y, atol=1e-9)  # the decoded file is in its own set
     png = LoadStage({"name": "jpeg", "quality": 75}, False, 0).load_row(_row(_png(tmp_path / "b.png", 8, 8)))
     assert "tables" not in json.loads(png["degradation"])
