@@ -28,8 +28,11 @@ def setup_device(device: str = "auto", torch_threads: int | None = None) -> torc
 
 
 def hwc_to_nchw(img: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(H, W, C) float32 -> (1, C, H, W) on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].to(device)
+    """(H, W, C) float32 -> (1, C, H, W) on ``device``, always a tensor of its own (a
+    read-only view from ``unpack`` is copied, so a solver may write to it)."""
+    chw = img.transpose(2, 0, 1)
+    chw = np.ascontiguousarray(chw) if chw.flags.writeable else np.array(chw, order="C")
+    return torch.from_numpy(chw)[None].to(device)
 
 
 def nchw_to_hwc(x: torch.Tensor) -> np.ndarray:
