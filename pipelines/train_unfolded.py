@@ -112,7 +112,8 @@ class TrainUnfoldedSummary:
     tracking_uri: str | None = None
 
     def table(self) -> str:
-        lines = [f"restoray train-unfolded: {self.steps} steps in {self.seconds:.0f} s, final loss {self.final_loss:.5f}",
+        lines = [f"restoray train-unfolded: {self.steps} steps in {self.seconds:.0f} s, "
+                 f"final loss {self.final_loss:.5f}",
                  f"  unfolding: {self.output}"]
         if self.validation:
             lines.append("  validation PSNR: " + ", ".join(f"{k} {v:.2f} dB" for k, v in self.validation.items()))

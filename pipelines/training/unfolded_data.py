@@ -83,7 +83,8 @@ class ParquetBatches:
         return groups
 
 
-def batch_source(cfg: dict, generator: torch.Generator, batch_size: int | None = None) -> FamilyBatches | ParquetBatches:
+def batch_source(cfg: dict, generator: torch.Generator,
+                 batch_size: int | None = None) -> FamilyBatches | ParquetBatches:
     """The source a train-unfolded config names (``pairs`` wins over ``data``)."""
     b = batch_size or cfg["batch_size"]
     if cfg.get("pairs"):

@@ -93,7 +93,8 @@ def test_save_load_round_trip_merged_or_not(tmp_path, merge):
 def test_linear_and_strided_conv_adapters_merge_exactly():
     g = torch.Generator().manual_seed(0)
     for base, x in ((nn.Linear(6, 5), torch.randn(4, 6, generator=g)),
-                    (nn.Conv2d(3, 4, 3, stride=2, padding=1, padding_mode="reflect"), torch.randn(2, 3, 9, 9, generator=g))):
+                    (nn.Conv2d(3, 4, 3, stride=2, padding=1, padding_mode="reflect"),
+                     torch.randn(2, 3, 9, 9, generator=g))):
         layer = wrap(base, rank=2, alpha=1.0, generator=g)
         with torch.no_grad():
             layer.up.weight.normal_(generator=g)

@@ -12,10 +12,10 @@ from operators.degradations.blur import Blur
 from operators.priors.edm_unet import EDMUNet, EDMUNetConfig
 from operators.priors.embedded import EmbeddedPixelPrior
 from operators.priors.lora import lora_layers
+from operators.priors.paths import shipped_weights
 from operators.solvers import get_solver, solver_config
 from operators.solvers.unfolded import UD2M, UnfoldingConfig
 from operators.solvers.unfolding_file import DEFAULT_UNFOLDING, load_unfolding, save_unfolding
-from operators.priors.paths import shipped_weights
 
 LANGEVIN = dict(delta=(2.0, 3.0, 1.5), sigma_min=0.02, sigma_max=0.5, rho=7.0)
 
