@@ -27,6 +27,11 @@ How a job plugs in (restore-video as the example):
            def stages(self, ds, chash, plan): ...         # the map_batches chain after from_items
            def result_row(self, row, chash) -> dict: ...  # one results-table row: the schema
 
+   To have the workers write the tables (the driver then gets small rows: id, status, error
+   kind), give ``row_function(chash)``: ``result_row`` as a picklable module-level function
+   (pipelines.stages.write_rows); ``keep`` / ``keep_ids()`` name what ``on_result`` still
+   needs. Without it (restore-video) the driver writes the tables from full rows.
+
    Hooks, when the defaults do not fit: ``hash_exclude`` (keys that do not change results;
    default ``RUN_KEYS``), ``config_hash()`` (e.g. add weights digests), ``summary_class`` or
    ``summary(chash, plan)``, ``num_blocks(n)``, ``flush_rows`` (default ``cfg.flush_rows``),
@@ -43,11 +48,12 @@ inside functions (tests/pipelines/test_job.py checks).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipelines.config import config_hash, to_dict
 from pipelines.sections import LeaseConfig, MlflowConfig, RayConfig, StorageConfig
-from pipelines.streaming import stream_to_tables
+from pipelines.streaming import stream_counts, stream_to_tables
 from pipelines.summary import JobSummary
 
 # keys that change where and how fast a job runs, never a row's values: not in the config hash.
@@ -103,6 +109,12 @@ class JobConfig:
         check_output_outside(self.output, self.inputs())
         self.mlflow.validate("mlflow")
 
+    def resolved(self) -> JobConfig:
+        """This config with its solver, prior and degradation specs written out to their full
+        defaults (pipelines.spec_defaults), so a dry run, the MLflow params and the config
+        hash see every default; idempotent. Jobs with such specs override it."""
+        return self
+
     def inputs(self) -> dict[str, str]:
         """{config key: URI} of what the job reads (the output must not be inside any)."""
         return {k: getattr(self, k) for k in ("input", "reference") if isinstance(getattr(self, k, None), str)}
@@ -129,9 +141,10 @@ class StreamingJob:
     results_table: str = "results"
     error_extra: tuple[str, ...] = ()
     summary_class: type[JobSummary] = JobSummary
+    keep: tuple[str, ...] = ()  # columns of a worker-written row that on_result reads
 
     def __init__(self, cfg: JobConfig) -> None:
-        self.cfg = cfg
+        self.cfg = cfg.resolved()
 
     def config_hash(self) -> str:
         return config_hash(self.cfg, self.hash_exclude)
@@ -157,8 +170,18 @@ class StreamingJob:
     def flush_rows(self) -> int:
         return self.cfg.flush_rows
 
+    def row_function(self, chash: str) -> Callable[[dict], dict] | None:
+        """``result_row`` for the workers' write stage: a module-level function or a partial
+        of one (the job object is never shipped); None: the driver writes the tables."""
+        return None
+
+    def keep_ids(self) -> frozenset[str] | None:
+        """Ids whose ``keep`` columns reach the driver (None: every id's)."""
+        return None
+
     def on_result(self, row: dict) -> None:
-        """Called with every result row as it arrives on the driver (after it is buffered)."""
+        """Called with every result row as it arrives on the driver: the full row when the
+        driver writes the tables, else the write stage's small row (id, status, ``keep``)."""
 
     def finish(self, summary: JobSummary) -> None:
         summary.finalize_from_tables(self.cfg.storage)
@@ -186,14 +209,28 @@ def run_job(job: StreamingJob) -> JobSummary:
             init_ray(cfg.ray)
             summary.ray_startup_s = time.perf_counter() - t0
             ds = ray.data.from_items(plan.rows, override_num_blocks=job.num_blocks(len(plan.rows)))
-            stream_job(job, job.stages(ds, chash, plan), chash, summary, lease.check)
+            stream_job(job, job.stages(ds, chash, plan), chash, summary, lease)
         summary.seconds = time.perf_counter() - t0
         job.finish(summary)
     return summary
 
 
-def stream_job(job: StreamingJob, ds, chash: str, summary: JobSummary, after_batch=None) -> None:
-    """Iterate ``ds`` on the driver into the job's results and errors tables."""
-    stream_to_tables(ds, job.cfg.output, job.cfg.storage, job.flush_rows, summary, chash,
-                     lambda row: job.result_row(row, chash), results_table=job.results_table,
-                     error_extra=job.error_extra, on_result=job.on_result, after_batch=after_batch)
+def stream_job(job: StreamingJob, ds, chash: str, summary: JobSummary, lease=None) -> None:
+    """Stream ``ds`` into the job's results and errors tables: written by the workers in a
+    last ``map_batches`` stage of ``job.flush_rows`` rows per shard when the job has a
+    ``row_function``, else by the driver. ``lease`` (pipelines.lease.OutputLease): checked
+    after every batch on the driver, and before every shard on the workers."""
+    from pipelines.stages.write_rows import WRITE_CPUS, WriteRowsStage
+
+    cfg, after_batch = job.cfg, None if lease is None else lease.check
+    fn = job.row_function(chash)
+    if fn is None:
+        stream_to_tables(ds, cfg.output, cfg.storage, job.flush_rows, summary, chash,
+                         lambda row: job.result_row(row, chash), results_table=job.results_table,
+                         error_extra=job.error_extra, on_result=job.on_result, after_batch=after_batch)
+        return
+    held = lease is not None and cfg.lease.enabled
+    stage = WriteRowsStage(cfg.output, job.results_table, fn, chash, cfg.storage, job.error_extra, job.keep,
+                           job.keep_ids(), lease.uri if held else None, lease.run_id if held else None)
+    ds = ds.map_batches(stage, batch_size=job.flush_rows, num_cpus=WRITE_CPUS)
+    stream_counts(ds, summary, job.on_result, after_batch)

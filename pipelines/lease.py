@@ -74,6 +74,27 @@ def create_exclusive(uri: str, data: bytes, storage: StorageConfig | None = None
         raise FileExistsError(path)
 
 
+def read_whole(uri: str, storage: StorageConfig | None = None) -> bytes:
+    """The whole object, never a listing cache's idea of its size (s3fs caches listings)."""
+    fs, path = filesystem(uri, storage)
+    fs.invalidate_cache(path)
+    return retry_call(lambda: fs.cat_file(path), storage, "lease read")
+
+
+def read_lease(uri: str, storage: StorageConfig | None = None) -> dict | None:
+    """The lease at ``uri`` as stored ({} when unreadable), or None when there is none; the
+    driver's heartbeat and the workers' shard writers (pipelines.stages.write_rows) read it."""
+    try:
+        data = read_whole(uri, storage)
+    except FileNotFoundError:
+        return None
+    try:
+        holder = json.loads(data)
+        return holder if isinstance(holder, dict) else {}
+    except ValueError:
+        return {}
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -104,21 +125,7 @@ class OutputLease:
 
     def holder(self) -> dict | None:
         """The lease as stored ({} when unreadable), or None when there is none."""
-        try:
-            data = self._read(self.uri)
-        except FileNotFoundError:
-            return None
-        try:
-            holder = json.loads(data)
-            return holder if isinstance(holder, dict) else {}
-        except ValueError:
-            return {}
-
-    def _read(self, uri: str) -> bytes:
-        """The whole object, never a listing cache's idea of its size (s3fs caches listings)."""
-        fs, path = filesystem(uri, self.storage)
-        fs.invalidate_cache(path)
-        return retry_call(lambda: fs.cat_file(path), self.storage, "lease read")
+        return read_lease(self.uri, self.storage)
 
     def stale(self, holder: dict) -> bool:
         if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int) \
@@ -156,7 +163,7 @@ class OutputLease:
             create_exclusive(marker, json.dumps({"run_id": self.run_id, "at": self.clock()}).encode(), self.storage)
         except FileExistsError:
             try:
-                if self.clock() - float(json.loads(self._read(marker)).get("at", 0.0)) > self.cfg.stale_s:
+                if self.clock() - float(json.loads(read_whole(marker, self.storage)).get("at", 0.0)) > self.cfg.stale_s:
                     fs.rm(path)
             except (FileNotFoundError, ValueError, AttributeError):
                 pass

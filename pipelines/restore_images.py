@@ -1,10 +1,12 @@
 """Job `restore-images`: read -> decode [-> degrade] -> restore (actor pool) -> metrics/write.
 
-Results and errors stream back to the driver and are written as Parquet shards as they
-arrive, so a crash keeps what was finished and a re-run skips it (same config hash).
+Results and errors are written as Parquet shards by the workers (pipelines.stages.write_rows,
+``flush_rows`` rows a shard) as rows finish, so a crash keeps what was finished and a re-run
+skips it (same config hash); the driver gets ids and counts.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
 from dataclasses import dataclass, field
@@ -145,25 +147,33 @@ class RestoreImagesJob(StreamingJob):
         return ds.map_batches(FinishStage(cfg.output, chash, compare, cfg.storage), batch_size=cfg.ray.batch_size)
 
     def result_row(self, row: dict, chash: str) -> dict:
-        """A ``results`` row. ``samples``: posterior samples drawn (solver.samples); ``estimate``:
-        what ``restored_uri`` holds, "single" (one solver run), "mean" (the mean of the samples,
-        the MMSE estimate) or "sample" (one of them); ``std_mean``/``std_uri``: the mean and the
-        image (std/<relative_path>.png) of the per-pixel posterior std, null / "" when none;
-        ``preset``: the task family whose preset the row ran with ("none" when disabled);
-        ``solver_config``: the solver's config as it ran (preset + the config's keys), JSON."""
-        text = {k: str(row[k]) for k in ("id", "source_uri", "relative_path", "degradation", "solver", "prior")}
-        return {**text, "width": int(row["width"]), "height": int(row["height"]), "nfe": int(row["nfe"]),
-                "nfe_backward": int(row["nfe_backward"]), "seed": self.cfg.seed, "config_hash": chash,
-                "seconds": float(row["seconds"]),
-                **{k: _nullable(row[k]) for k in ("psnr", "ssim", "lq_psnr", "lq_ssim")},
-                "restored_uri": str(row["restored_uri"]), "samples": int(row["samples"]),
-                "estimate": str(row["estimate"]), "std_mean": _nullable(row["std_mean"]),
-                "std_uri": str(row["std_uri"]), "preset": str(row["preset"]),
-                "solver_config": str(row["solver_config"])}
+        return result_row(row, self.cfg.seed, chash)
+
+    def row_function(self, chash: str):
+        """The workers write the tables (pipelines.stages.write_rows)."""
+        return functools.partial(result_row, seed=self.cfg.seed, chash=chash)
 
 
 def run(cfg: RestoreImagesConfig) -> JobSummary:
     return run_job(RestoreImagesJob(cfg))
+
+
+def result_row(row: dict, seed: int, chash: str) -> dict:
+    """A ``results`` row. ``samples``: posterior samples drawn (solver.samples); ``estimate``:
+    what ``restored_uri`` holds, "single" (one solver run), "mean" (the mean of the samples,
+    the MMSE estimate) or "sample" (one of them); ``std_mean``/``std_uri``: the mean and the
+    image (std/<relative_path>.png) of the per-pixel posterior std, null / "" when none;
+    ``preset``: the task family whose preset the row ran with ("none" when disabled);
+    ``solver_config``: the solver's config as it ran (preset + the config's keys), JSON."""
+    text = {k: str(row[k]) for k in ("id", "source_uri", "relative_path", "degradation", "solver", "prior")}
+    return {**text, "width": int(row["width"]), "height": int(row["height"]), "nfe": int(row["nfe"]),
+            "nfe_backward": int(row["nfe_backward"]), "seed": seed, "config_hash": chash,
+            "seconds": float(row["seconds"]),
+            **{k: _nullable(row[k]) for k in ("psnr", "ssim", "lq_psnr", "lq_ssim")},
+            "restored_uri": str(row["restored_uri"]), "samples": int(row["samples"]),
+            "estimate": str(row["estimate"]), "std_mean": _nullable(row["std_mean"]),
+            "std_uri": str(row["std_uri"]), "preset": str(row["preset"]),
+            "solver_config": str(row["solver_config"])}
 
 
 def _nullable(v) -> float | None:

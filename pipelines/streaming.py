@@ -1,5 +1,7 @@
-"""The driver side of every job: iterate the dataset, route rows to result or error tables,
-write Parquet shards as buffers fill, count progress. One loop for all jobs.
+"""The driver side of every job. ``stream_counts``: the workers wrote the tables
+(pipelines.stages.write_rows); the driver counts their small rows, reports progress and
+calls the job's hooks. ``stream_to_tables`` (restore-video): the driver routes full rows to
+result or error tables and writes Parquet shards as buffers fill.
 """
 from __future__ import annotations
 
@@ -53,3 +55,31 @@ def stream_to_tables(ds, output: str, storage: StorageConfig, shard_rows: int, s
         if after_batch is not None:
             after_batch()
     flush(force=True)
+
+
+def stream_counts(ds, summary, on_result: Callable[[dict], None] | None = None,
+                  after_batch: Callable[[], None] | None = None) -> None:
+    """Iterate the write stage's small rows (id, status, error_kind, the job's kept columns):
+    ``summary`` counts ``done``/``errors`` and reports progress after each batch, then
+    ``after_batch()`` (the lease check) runs; ``on_result(row)`` sees each done row. A row
+    whose worker found another run's lease (nothing of its batch written) raises LeaseLost."""
+    from actors.columns import batch_to_rows
+    from pipelines.lease import LeaseLost
+    from pipelines.redact import redact_uri
+    from pipelines.stages.write_rows import DONE, LEASE_LOST
+
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for row in batch_to_rows(batch):
+            status = str(row["status"])
+            if status == LEASE_LOST:
+                raise LeaseLost(f"another run took over the lease on {redact_uri(summary.output)}; this run's "
+                                f"workers stopped writing (its rows so far are kept; the other run skips them)")
+            if status != DONE:
+                summary.errors += 1
+                continue
+            summary.done += 1
+            if on_result is not None:
+                on_result(row)
+        summary.progress()
+        if after_batch is not None:
+            after_batch()

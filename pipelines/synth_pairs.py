@@ -1,9 +1,11 @@
 """Job `synth-pairs`: clean images -> random crops -> a degradation per crop -> Parquet shards.
 
 Graph: plan (list inputs, skip finished crop ids) -> ``from_items`` (one row per file) ->
-``map_batches(CropDegradeStage)`` (one row per crop) -> driver, which writes
-``<output>/pairs/part-*.parquet`` shards of ``shard_rows`` rows atomically as rows stream
-in, and ``<output>/errors/``. Every planned crop ends as a pair or an error row.
+``map_batches(CropDegradeStage)`` (one row per crop) -> write stage (pipelines.stages.
+write_rows: the workers write ``<output>/pairs/part-*.parquet`` shards of ``shard_rows``
+rows atomically, and ``<output>/errors/``) -> driver, which gets ids and counts, and the
+HQ/LQ bytes of the first ``comparisons`` planned crops only (the MLflow pictures). Every
+planned crop ends as a pair or an error row.
 
 Pair columns: id, source_uri, relative_path, crop_index, top, left, height, width, seed,
 hq (PNG bytes, uint8), lq (PNG bytes: the measurement clipped to [0, 1] and quantized to
@@ -13,6 +15,7 @@ every id; a re-run skips ids already written for the same config hash.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -137,18 +140,24 @@ class SynthPairsJob(StreamingJob):
     hash_exclude = HASH_EXCLUDE
     results_table = "pairs"
     summary_class = PairsSummary
+    keep = ("hq", "lq")  # of the comparison crops only (keep_ids)
 
     def __init__(self, cfg: SynthPairsConfig) -> None:
         super().__init__(cfg)
         self.grids: dict[str, bytes] = {}  # comparisons/<id>.png -> HQ | LQ, for the MLflow run
+        self.compare_ids: tuple[str, ...] = ()  # the first ``comparisons`` planned crops
 
     @property
     def flush_rows(self) -> int:
         return self.cfg.shard_rows
 
     def plan(self, chash: str) -> Plan:
+        from pipelines.stages.crop_degrade import crop_id
+
         rows, skipped = plan_files(self.cfg, chash)
-        return Plan(rows, skipped, planned=sum(len(r["crops"].split(",")) for r in rows))
+        crops = [crop_id(r["source_uri"], int(i)) for r in rows for i in r["crops"].split(",")]
+        self.compare_ids = tuple(crops[: self.cfg.comparisons])
+        return Plan(rows, skipped, planned=len(crops))
 
     def num_blocks(self, n: int) -> int:
         """One block per ``map_batches`` call of ``ray.batch_size`` files."""
@@ -162,16 +171,17 @@ class SynthPairsJob(StreamingJob):
                                                cfg.ray.torch_threads), batch_size=max(1, cfg.ray.batch_size))
 
     def result_row(self, row: dict, chash: str) -> dict:
-        return {"id": str(row["id"]), "source_uri": str(row["source_uri"]),
-                "relative_path": str(row["relative_path"]), "crop_index": int(row["crop_index"]),
-                "top": int(row["top"]), "left": int(row["left"]), "height": int(row["height"]),
-                "width": int(row["width"]), "seed": int(self.cfg.seed), "hq": bytes(row["hq"]),
-                "lq": bytes(row["lq"]), "params": str(row["params"]),
-                "hq_shape": json.loads(str(row["hq_shape"])), "lq_shape": json.loads(str(row["lq_shape"])),
-                "config_hash": chash}
+        return pair_row(row, self.cfg.seed, chash)
+
+    def row_function(self, chash: str):
+        """The workers write the tables (pipelines.stages.write_rows)."""
+        return functools.partial(pair_row, seed=self.cfg.seed, chash=chash)
+
+    def keep_ids(self) -> frozenset[str]:
+        return frozenset(self.compare_ids)
 
     def on_result(self, row: dict) -> None:
-        if len(self.grids) < self.cfg.comparisons:
+        if len(row["hq"]) and len(self.grids) < self.cfg.comparisons:
             try:  # a picture for MLflow only: never worth failing the job over
                 self.grids[f"comparisons/{row['id']}.png"] = comparison_png(row["hq"], row["lq"])
             except Exception as exc:  # noqa: BLE001
@@ -184,6 +194,17 @@ class SynthPairsJob(StreamingJob):
 
 def run(cfg: SynthPairsConfig) -> PairsSummary:
     return run_job(SynthPairsJob(cfg))
+
+
+def pair_row(row: dict, seed: int, chash: str) -> dict:
+    """A ``pairs`` row (the columns in the module docstring)."""
+    return {"id": str(row["id"]), "source_uri": str(row["source_uri"]),
+            "relative_path": str(row["relative_path"]), "crop_index": int(row["crop_index"]),
+            "top": int(row["top"]), "left": int(row["left"]), "height": int(row["height"]),
+            "width": int(row["width"]), "seed": int(seed), "hq": bytes(row["hq"]),
+            "lq": bytes(row["lq"]), "params": str(row["params"]),
+            "hq_shape": json.loads(str(row["hq_shape"])), "lq_shape": json.loads(str(row["lq_shape"])),
+            "config_hash": chash}
 
 
 def comparison_png(hq: bytes, lq: bytes) -> bytes:

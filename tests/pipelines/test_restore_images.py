@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import ConfigError, from_dict
-from pipelines.restore_images import RestoreImagesConfig, run
+from pipelines.job import run_job
+from pipelines.restore_images import RestoreImagesConfig, RestoreImagesJob, run
 from pipelines.stages.finish import output_name
+from pipelines.tables import read_table
 from tests.pipelines.conftest import make_valid_images
 
 MAX_PIXELS = 1_000_000  # the 1200x1000 "bomb" is over it
@@ -117,6 +120,50 @@ def test_samples_write_the_std_column_image_and_labelled_grid(ray_local, tmp_pat
     assert grid.shape == (HEADER_PX + 160, 4 * 160 + 3 * 4, 3)
     for k in range(4):
         assert (grid[:HEADER_PX, k * 164:k * 164 + 160] < 128).any()  # the header's text
+
+
+class DriverWritten(RestoreImagesJob):
+    """The tables as they were written before issue 10: full rows to the driver, which writes."""
+
+    def row_function(self, chash):
+        return None
+
+
+class Watched(RestoreImagesJob):
+    """Keeps what reaches the driver."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.seen: list[dict] = []
+
+    def on_result(self, row):
+        self.seen.append(row)
+
+
+def _comparable(table, timing: str, out: str) -> list[dict]:
+    """Rows by id, the timing column blanked, the output folder and object addresses in
+    messages (``<_io.BytesIO object at 0x...>``) made neutral."""
+    rows = [{**r, timing: None, "restored_uri": str(r.get("restored_uri")).replace(out, "OUT"),
+             "message": re.sub("0x[0-9a-f]+", "0x", str(r.get("message")))} for r in table.to_pylist()]
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def test_workers_write_the_tables_the_driver_wrote_and_send_back_ids_only(ray_local, tmp_path, image_folder):
+    root, valid, broken = image_folder
+    cfg = lambda out: _config(tmp_path, root, tmp_path / out, comparisons=0, mlflow={"enabled": False},  # noqa: E731
+                              flush_rows=3)
+    watched = Watched(cfg("workers"))
+    s = run_job(watched)
+    run_job(DriverWritten(cfg("driver")))
+    assert (s.done, s.errors) == (len(valid), len(broken))
+    assert {k for r in watched.seen for k in r} == {"id", "status", "error_kind"}  # no pixel, PNG or table column
+    done = sorted(r["id"] for r in _table(tmp_path / "workers" / "results"))
+    assert sorted(str(r["id"]) for r in watched.seen) == done
+    for name, timing in (("results", "seconds"), ("errors", "recorded_at")):
+        w, d = (read_table(str(tmp_path / out), name) for out in ("workers", "driver"))
+        assert w.schema == d.schema, name  # column order and types too
+        assert _comparable(w, timing, str(tmp_path / "workers")) == _comparable(d, timing, str(tmp_path / "driver"))
+        assert all(pq.read_table(f).num_rows <= 3 for f in (tmp_path / "workers" / name).glob("*.parquet"))
 
 
 @pytest.mark.parametrize("solver, needle", [

@@ -1,11 +1,12 @@
-"""The driver loop shared by the jobs, on a fake dataset (no Ray): routing, shards, counts."""
+"""The driver loops and the workers' write stage, on a fake dataset (no Ray): routing,
+shards, counts, what reaches the driver, the lease check before a shard."""
 from __future__ import annotations
 
 import json
 
 import pyarrow.parquet as pq
 
-from actors.columns import no_error, rows_to_batch
+from actors.columns import batch_to_rows, no_error, rows_to_batch
 from pipelines.config import from_dict
 from pipelines.sections import StorageConfig
 from pipelines.streaming import stream_to_tables
@@ -13,8 +14,16 @@ from pipelines.summary import JobSummary
 
 
 class FakeDataset:
+    """Batches of rows; ``map_batches`` applies the stage to each (one batch: one call)."""
+
     def __init__(self, *batches: list[dict]):
         self.batches = batches
+        self.map_kwargs: list[dict] = []
+
+    def map_batches(self, fn, **kwargs) -> FakeDataset:
+        out = FakeDataset(*[batch_to_rows(fn(rows_to_batch(b))) for b in self.batches])
+        out.map_kwargs = [*self.map_kwargs, kwargs]
+        return out
 
     def iter_batches(self, batch_size=None, batch_format="numpy"):
         assert batch_format == "numpy"
@@ -54,7 +63,49 @@ def test_synth_pairs_survives_a_bad_comparison_png_and_ignores_max_pixels(tmp_pa
     row = {**_row(0), "crop_index": 0, "top": 0, "left": 0, "height": 8, "width": 8, "hq": b"not a png",
            "lq": b"nor this", "params": json.dumps({"name": "blur"}), "hq_shape": "[3, 8, 8]", "lq_shape": "[3, 8, 8]"}
     summary, job = PairsSummary(job="synth-pairs", output=str(tmp_path), config_hash="h"), SynthPairsJob(cfg)
+    job.compare_ids = ("r0",)
     stream_job(job, FakeDataset([row]), "h", summary)
     assert summary.done == 1 and job.grids == {} and _ids(tmp_path / "pairs") == ["r0"]
     other = from_dict(SynthPairsConfig, {"input": "x", "output": str(tmp_path), "max_pixels": 10})
     assert job.config_hash() == SynthPairsJob(other).config_hash()
+
+
+def _stage(tmp_path, **kw):
+    from pipelines.stages.write_rows import WriteRowsStage
+
+    return WriteRowsStage(str(tmp_path), "results", lambda r: {"id": str(r["id"]), "value": int(r["value"]),
+                                                               "png": bytes(r["png"])},
+                          "h", StorageConfig(), error_extra=("dataset",), **kw)
+
+
+def test_the_write_stage_writes_one_shard_per_table_and_passes_on_small_rows(tmp_path):
+    rows = [{**_row(i, "decode" if i == 1 else ""), "png": bytes(1000 + i)} for i in range(4)]
+    out = batch_to_rows(_stage(tmp_path, keep=("png",), keep_ids=frozenset({"r2"}))(rows_to_batch(rows)))
+    assert [(str(r["id"]), str(r["status"]), str(r["error_kind"])) for r in out] == [
+        ("r0", "done", ""), ("r1", "error", "permanent"), ("r2", "done", ""), ("r3", "done", "")]
+    assert [len(r["png"]) for r in out] == [0, 0, 1002, 0]  # bytes only for keep_ids
+    assert set(out[0]) == {"id", "status", "error_kind", "png"}
+    assert len(list((tmp_path / "results").glob("*.parquet"))) == 1 and _ids(tmp_path / "results") == ["r0", "r2", "r3"]
+    assert _ids(tmp_path / "errors") == ["r1"]
+    err = pq.read_table(next((tmp_path / "errors").glob("*.parquet"))).to_pylist()[0]
+    assert (err["dataset"], err["stage"], err["kind"], err["config_hash"]) == ("d", "decode", "permanent", "h")
+
+
+def test_a_worker_that_finds_another_runs_lease_writes_nothing_and_the_driver_stops(tmp_path):
+    import pytest
+
+    from pipelines.lease import LeaseLost
+    from pipelines.streaming import stream_counts
+
+    lease = tmp_path / "_lease.json"
+    lease.write_text(json.dumps({"run_id": "mine"}))
+    ours = _stage(tmp_path, lease_uri=str(lease), run_id="mine")
+    rows = [{**_row(i), "png": b""} for i in range(2)]
+    summary = JobSummary(job="j", output=str(tmp_path), config_hash="h")
+    stream_counts(FakeDataset(rows).map_batches(ours), summary)
+    assert summary.done == 2 and _ids(tmp_path / "results") == ["r0", "r1"]
+    lease.write_text(json.dumps({"run_id": "another"}))  # taken over
+    later = FakeDataset([{**_row(i), "png": b""} for i in range(2, 4)]).map_batches(ours)
+    with pytest.raises(LeaseLost, match="workers stopped writing"):
+        stream_counts(later, summary)
+    assert _ids(tmp_path / "results") == ["r0", "r1"] and summary.done == 2
