@@ -4,9 +4,10 @@ baselines) on Ray Data, scored against the clean images.
 Graph: plan (list images, skip inapplicable (task, method) pairs and rows already recorded)
 -> ``from_items`` (one row per image x task x method) -> ``map_batches(EvalLoadStage)``
 (decode, centre-crop, degrade, seeded by (image, task) so every method sees the same y) ->
-``map_batches(EvaluateActor)`` (actor pool; priors loaded once per actor) -> driver, which
-writes ``<output>/results`` and ``<output>/errors`` Parquet shards as rows stream in, then
-``<output>/results.md`` (printed), ``<output>/comparisons/<dataset>__<image>__<task>.png``
+``map_batches(EvaluateActor)`` (actor pool; priors loaded once per actor) -> write stage
+(pipelines.stages.write_rows: the workers write ``<output>/results`` and ``<output>/errors``
+Parquet shards of ``flush_rows`` rows) -> driver (ids, counts, comparison panels), which
+then writes ``<output>/results.md`` (printed), ``<output>/comparisons/<dataset>__<image>__<task>.png``
 and one MLflow run. Results + errors + skipped rows = the whole grid, always.
 
 Result columns: id, image_id, dataset, image (relative path), source_uri, crop, width,
@@ -17,6 +18,7 @@ seed, config_hash.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -31,6 +33,10 @@ from pipelines.summary import JobSummary
 
 log = logging.getLogger(__name__)
 ERROR_EXTRA = ("dataset", "task", "method")  # error-table columns besides pipelines.tables.ERROR_COLUMNS
+# what reaches the driver besides id and status: a comparison panel's columns (PNGs only for
+# the comparison images, empty bytes for the others: actors.evaluate)
+PANEL_COLUMNS = ("dataset", "relative_path", "task", "method", "lq_png", "hq_png", "restored_png", "std_png",
+                 "lq_psnr", "lq_ssim", "psnr", "ssim", "samples", "estimate", "std_mean")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +105,7 @@ class EvaluateJob(StreamingJob):
 
     cfg: EvaluateConfig
     error_extra = ERROR_EXTRA
+    keep = PANEL_COLUMNS
     hash_exclude = RUN_KEYS + ("max_pixels",)  # rows are recorded by id (the id hashes the inputs)
 
     def __init__(self, cfg: EvaluateConfig) -> None:
@@ -141,6 +148,10 @@ class EvaluateJob(StreamingJob):
 
     def result_row(self, row: dict, chash: str) -> dict:
         return result_row(row, self.cfg.seed, chash)
+
+    def row_function(self, chash: str):
+        """The workers write the tables (pipelines.stages.write_rows)."""
+        return functools.partial(result_row, seed=self.cfg.seed, chash=chash)
 
     def on_result(self, row: dict) -> None:
         if len(row["restored_png"]):

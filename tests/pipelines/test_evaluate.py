@@ -12,7 +12,9 @@ from PIL import Image
 
 from pipelines.cli import load_job_config, main
 from pipelines.config import ConfigError, from_dict
-from pipelines.evaluate import EvaluateConfig, run
+from pipelines.evaluate import PANEL_COLUMNS, EvaluateConfig, EvaluateJob, run
+from pipelines.job import run_job
+from pipelines.tables import read_table
 
 REPO = Path(__file__).resolve().parents[2]
 GAUSSIAN = {"name": "gaussian", "s2": 0.05, "mean": 0.5}
@@ -120,6 +122,45 @@ def test_grid_same_inputs_table_and_mlflow(ray_local, tmp_path):
     new_tv = [r for r in _rows(tmp_path / "out" / "results") if '"iters": 10' in r["method_spec"]]
     old = {(r["image"], r["task"]): r["lq_psnr"] for r in rows}
     assert all(r["lq_psnr"] == old[(r["image"], r["task"])] for r in new_tv)
+
+
+class DriverWritten(EvaluateJob):
+    """The tables as they were written before issue 10: full rows to the driver, which writes."""
+
+    def row_function(self, chash):
+        return None
+
+
+class Watched(EvaluateJob):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.seen: list[dict] = []
+
+    def on_result(self, row):
+        self.seen.append(row)
+        super().on_result(row)
+
+
+def test_workers_write_the_tables_the_driver_wrote_and_send_back_panels_only(ray_local, tmp_path):
+    _images(tmp_path / "in")
+    broken = {"name": "broken", "kind": "solver", "solver": {"name": "diffpir"}, "nfe": 2,
+              "prior": {"name": "ffdnet", "weights": str(tmp_path / "missing.mat")}}  # its rows fail
+    cfg = lambda out: _config(tmp_path, tasks=TASKS[:1], methods=[METHODS[0], METHODS[2], broken],  # noqa: E731
+                              output=str(tmp_path / out), mlflow={"enabled": False}, flush_rows=2)
+    watched = Watched(cfg("workers"))
+    s = run_job(watched)
+    run_job(DriverWritten(cfg("driver")))
+    assert (s.done, s.errors) == (4, 2)
+    assert {k for r in watched.seen for k in r} == {"id", "status", "error_kind", *PANEL_COLUMNS}
+    pngs = {(str(r["relative_path"]), str(r["method"])) for r in watched.seen if len(r["restored_png"])}
+    assert pngs == {("img0.png", "diffpir"), ("img0.png", "pinv")}  # the comparison image only
+    assert set(watched.panels[("tiny", "img0.png", "denoise")]["methods"]) == {"diffpir", "pinv"}
+    for name, timing in (("results", "seconds"), ("errors", "recorded_at")):
+        w, d = (read_table(str(tmp_path / out), name) for out in ("workers", "driver"))
+        assert w.schema == d.schema, name  # column order and types too
+        norm = lambda t: sorted(({**r, timing: None} for r in t.to_pylist()), key=lambda r: r["id"])  # noqa: E731
+        assert norm(w) == norm(d), name
+        assert all(pq.read_table(f).num_rows <= 2 for f in (tmp_path / "workers" / name).glob("*.parquet"))
 
 
 def test_smoke_config_runs_from_the_cli(ray_local, tmp_path, capsys):
