@@ -52,7 +52,8 @@ def load_job_config(path: str, overrides: list[str]):
     kind = JOBS[job]
     cfg = from_dict(kind.config, data)
     cfg.validate()
-    return cfg, kind.run
+    resolved = getattr(cfg, "resolved", None)  # specs written out to their defaults (streaming jobs)
+    return (cfg if resolved is None else resolved()), kind.run
 
 
 def main(argv: list[str] | None = None) -> int:

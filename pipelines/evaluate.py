@@ -22,7 +22,7 @@ import functools
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipelines.config import ConfigError, to_dict
 from pipelines.evaluate_grid import DatasetConfig, MethodConfig, TaskConfig
@@ -78,6 +78,15 @@ class EvaluateConfig(JobConfig):
 
     def inputs(self) -> dict[str, str]:
         return {f"datasets[{i}].input": d.input for i, d in enumerate(self.datasets)}
+
+    def resolved(self) -> EvaluateConfig:
+        """Tasks' degradations and methods' solvers and priors written out to their full
+        defaults (pipelines.spec_defaults); a method's preset values, which depend on the
+        task, are resolved per grid row (pipelines.evaluate_grid.plan_grid)."""
+        from pipelines.spec_defaults import resolve_degradation
+
+        tasks = [replace(t, degradation=resolve_degradation(t.degradation)) for t in self.tasks]
+        return replace(self, tasks=tasks, methods=[m.resolved() for m in self.methods])
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pipelines.config import ConfigError
@@ -57,12 +57,28 @@ class MethodConfig:
     tasks: list[str] | None = None
     space: Literal["pixel", "latent"] | None = None
 
-    def effective(self, task: str) -> dict:
-        """The JSON-able spec this method runs with on ``task`` (task overrides applied)."""
+    def effective(self, task: str, degradation: dict | None = None) -> dict:
+        """The JSON-able spec this method runs with on ``task`` (task overrides applied); given
+        the task's ``degradation``, the solver's preset values for it are written out too
+        (pipelines.spec_defaults.resolve_solver)."""
         over = dict(self.task_config.get(task) or {})
         if self.kind == "baseline":
             return {"kind": "baseline", "baseline": {**self.baseline, **over}}
-        return {"kind": "solver", "solver": {**self.solver, **over}, "prior": dict(self.prior), "nfe": self.nfe}
+        solver = {**self.solver, **over}
+        if degradation is not None:
+            from pipelines.spec_defaults import resolve_solver
+
+            solver = resolve_solver(solver, degradation, nfe=None)
+        return {"kind": "solver", "solver": solver, "prior": dict(self.prior), "nfe": self.nfe}
+
+    def resolved(self) -> MethodConfig:
+        """A solver method's solver and prior written out to their full defaults (its preset
+        values, which depend on the task, are left to ``effective``)."""
+        if self.kind != "solver" or self.solver is None or self.prior is None:
+            return self
+        from pipelines.spec_defaults import resolve_prior, resolve_solver
+
+        return replace(self, solver=resolve_solver(self.solver, None, nfe=None), prior=resolve_prior(self.prior))
 
     def prior_space(self) -> str | None:
         if self.space or self.kind != "solver":
@@ -192,7 +208,7 @@ def plan_grid(datasets, tasks, methods, seed: int, mod: int, output: str, storag
         files = list_inputs(resolve_input(d.input, output), storage)[: d.limit]
         for f in files:
             for t, m in pairs:
-                spec = m.effective(t.name)
+                spec = m.effective(t.name, t.degradation)
                 weights = prior_digest(spec["prior"]) if spec["kind"] == "solver" else None
                 rows.append({"id": grid_row_id(seed, f.uri, d.crop, mod, t.degradation, spec, weights),
                              "image_id": image_id(f.uri), "dataset": d.name, "source_uri": f.uri,

@@ -6,6 +6,7 @@ skips it (same config hash); the driver gets ids and counts.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import posixpath
@@ -50,6 +51,15 @@ class RestoreImagesConfig(JobConfig):
         if self.reference and self.synthesize:
             raise ConfigError("config key 'reference' is only used with synthesize: false "
                               "(with synthesize: true the input itself is the reference)")
+
+    def resolved(self) -> RestoreImagesConfig:
+        """Degradation, solver (with the preset of the degradation's task family) and prior
+        written out to their full defaults (pipelines.spec_defaults)."""
+        from pipelines.spec_defaults import resolve_degradation, resolve_prior, resolve_solver
+
+        return dataclasses.replace(self, degradation=resolve_degradation(self.degradation),
+                                   solver=resolve_solver(self.solver, self.degradation),
+                                   prior=resolve_prior(self.prior))
 
 
 def result_hash(cfg: RestoreImagesConfig) -> str:

@@ -15,6 +15,7 @@ every id; a re-run skips ids already written for the same config hash.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -55,6 +56,14 @@ class SynthPairsConfig(JobConfig):
     @property
     def specs(self) -> list[dict]:
         return [dict(s) for s in self.degradation] if isinstance(self.degradation, list) else [dict(self.degradation)]
+
+    def resolved(self) -> SynthPairsConfig:
+        """Each degradation spec written out to its full defaults, the keys its sampler draws
+        per crop left out (pipelines.spec_defaults)."""
+        from pipelines.spec_defaults import resolve_degradation
+
+        specs = [resolve_degradation(s, sampled=True) for s in self.specs]
+        return dataclasses.replace(self, degradation=specs if isinstance(self.degradation, list) else specs[0])
 
     def validate(self) -> None:
         from operators.degradations import build_degradation

@@ -36,6 +36,13 @@ def test_dry_run_prints_resolved_config(capsys):
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["solver"]["name"] == "diffpir" and cfg["solver"]["nfe"] == 7
     assert cfg["ray"]["num_cpus_per_actor"] == 0.5  # defaults resolved
+    # solver, prior and degradation too: the config's fields, the preset of sr (symbolic preset kept)
+    assert (cfg["solver"]["preset"], cfg["solver"]["samples"], cfg["solver"]["tile_size"]) == ("auto", 1, 256)
+    from operators.solvers.presets import preset_values
+
+    assert cfg["solver"]["lam"] == preset_values("diffpir", "sr")["lam"] and cfg["solver"]["rho"] == 7.0
+    assert cfg["prior"] == {"name": "embedded", "weights": None, "grey": False}
+    assert cfg["degradation"]["mode"] == "bicubic" and cfg["degradation"]["kernel_file"] is None
 
 
 @pytest.mark.parametrize("override, needle", [
