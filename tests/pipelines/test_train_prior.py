@@ -1,4 +1,6 @@
-"""train-prior on Ray Train (one CPU worker): weights that load as priors, resume, MLflow curve."""
+"""train-prior on Ray Train (one CPU worker): weights that load as priors, resume, MLflow curve; the
+codec and latent kinds through the same loop in Ray Train's local mode (exact resume of both
+training loops: tests/pipelines/training/test_resume.py)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +12,7 @@ from PIL import Image
 from operators.priors import build_prior
 from pipelines.config import from_dict
 from pipelines.train_prior import TrainPriorConfig, run
+from tests.pipelines.training.local_fit import fit_local
 
 TINY_UNET = {"channels": [8, 16], "blocks": [1, 1], "emb_dim": 16, "fourier_features": 8}
 
@@ -53,14 +56,16 @@ def test_pixel_prior_trains_resumes_and_loads(ray_local, tmp_path):
     assert len(runs) == 2 and len(loss) == 3
 
 
-def test_codec_then_latent_prior(ray_local, tmp_path):
+def test_codec_then_latent_prior(tmp_path):
+    from pipelines.training.loop import train_loop
+
     data = _images(tmp_path / "data")
-    codec = tmp_path / "codec.safetensors"
-    run(_cfg(tmp_path, data, model="codec", net={"latent_channels": 4, "channels": [8, 8, 16], "blocks": 1},
-             output=str(codec), checkpoint_dir=str(tmp_path / "c1"), mlflow={"enabled": False}))
-    latent = tmp_path / "latent.safetensors"
-    run(_cfg(tmp_path, data, model="latent", codec=str(codec), output=str(latent),
-             checkpoint_dir=str(tmp_path / "c2"), mlflow={"enabled": False}))
+    codec, latent = tmp_path / "codec.safetensors", tmp_path / "latent.safetensors"
+    codec_net = {"latent_channels": 4, "channels": [8, 8, 16], "blocks": 1}
+    fit_local(train_loop, _cfg(tmp_path, data, model="codec", net=codec_net, output=str(codec),
+                               checkpoint_dir=str(tmp_path / "c1")))
+    fit_local(train_loop, _cfg(tmp_path, data, model="latent", codec=str(codec), output=str(latent),
+                               checkpoint_dir=str(tmp_path / "c2")))
     prior = build_prior({"name": "embedded_latent", "weights": str(latent)})
     x = torch.rand(1, 3, 32, 32)
     z = prior.encode(x)
