@@ -11,6 +11,7 @@ Work memory: ``BAND_ROWS`` x W x C x ~100 bytes, whatever H is.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -24,7 +25,10 @@ BAND_ROWS = 256
 def hwc_to_batch(img: np.ndarray) -> torch.Tensor:
     """(H, W, C) -> (1, 3, H, W) float32; one-channel images (colorize measurements) are
     repeated (a view, no copy, when the input is already float32)."""
-    t = torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    arr = np.asarray(img, dtype=np.float32)
+    with warnings.catch_warnings():  # a read-only row view: only read here (every op makes new tensors)
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        t = torch.from_numpy(arr).permute(2, 0, 1)[None]
     return t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
 
 
