@@ -1,7 +1,9 @@
 """Test-session environment: quiet offline Ray/MLflow, dummy AWS credentials, shared data path."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,6 +38,29 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data beside the repo)")
     return SHARED_DATA
+
+
+_MLFLOW_TEMPLATE: list[Path] = []
+
+
+def mlflow_store(directory: Path, name: str = "mlflow.db") -> str:
+    """``sqlite:///<directory>/<name>``, a store copied (unless there already) from one that
+    MLflow created once per session: creating and migrating a SQLite store's schema takes
+    3-4 s (10-15 s on a loaded machine), copying the file milliseconds. Tests of store
+    creation itself (the set-up race: test_lease.py) use a fresh path instead."""
+    if not _MLFLOW_TEMPLATE:
+        import mlflow
+
+        folder = tempfile.mkdtemp(prefix="rrml", dir="/tmp")
+        atexit.register(shutil.rmtree, folder, True)
+        template = Path(folder) / "template.db"
+        mlflow.MlflowClient(f"sqlite:///{template}").search_experiments()  # creates the schema
+        _MLFLOW_TEMPLATE.append(template)
+    target = Path(directory) / name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_MLFLOW_TEMPLATE[0], target)
+    return f"sqlite:///{target}"
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from pipelines.config import ConfigError, from_dict
 from pipelines.evaluate import PANEL_COLUMNS, EvaluateConfig, EvaluateJob, run
 from pipelines.job import run_job
 from pipelines.tables import read_table
+from tests.conftest import mlflow_store
 
 REPO = Path(__file__).resolve().parents[2]
 GAUSSIAN = {"name": "gaussian", "s2": 0.05, "mean": 0.5}
@@ -55,7 +56,7 @@ def _config(tmp_path, **kw) -> EvaluateConfig:
     data = {"datasets": [{"name": "tiny", "input": str(tmp_path / "in"), "crop": 40, "limit": None}],
             "tasks": TASKS, "methods": METHODS, "output": str(tmp_path / "out"), "seed": 5, "comparisons": 1,
             "ray": {"actors": 1, "batch_size": 1},
-            "mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "test"}}
+            "mlflow": {"tracking_uri": mlflow_store(tmp_path), "experiment": "test"}}
     data.update(kw)
     cfg = from_dict(EvaluateConfig, data)
     cfg.validate()
@@ -166,7 +167,7 @@ def test_workers_write_the_tables_the_driver_wrote_and_send_back_panels_only(ray
 def test_smoke_config_runs_from_the_cli(ray_local, tmp_path, capsys):
     out = tmp_path / "smoke"
     code = main(["run", str(REPO / "configs/evaluate-smoke.yaml"), "--set", f"output={out}",
-                 "--set", f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db", "--set", "datasets.0.input="
+                 "--set", f"mlflow.tracking_uri={mlflow_store(tmp_path, 'm.db')}", "--set", "datasets.0.input="
                  + str(REPO.parent / "shared" / "data" / "eval" / "CBSD68")])
     if not (REPO.parent / "shared" / "data").is_dir():
         pytest.skip("../shared/data not found")

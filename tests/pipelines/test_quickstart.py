@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pipelines.cli import main
+from tests.conftest import mlflow_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -15,7 +16,7 @@ def test_quickstart_restores_the_sample_photos(ray_local, tmp_path, capsys):
     out = tmp_path / "quickstart"
     code = main(["run", str(REPO / "configs/quickstart.yaml"), "--set", f"output={out}",
                  "--set", "solver.nfe=6", "--set", "solver.sigma_max=0.3",
-                 "--set", f"mlflow.tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+                 "--set", f"mlflow.tracking_uri={mlflow_store(tmp_path)}"])
     printed = capsys.readouterr().out
     assert code == 0
     assert "6 results, 0 errors" in printed and str(out) in printed and "mlflow:   run" in printed

@@ -9,6 +9,7 @@ from pipelines.cli import main
 from pipelines.redact import redact_config, redact_uri
 from pipelines.sections import MlflowConfig
 from pipelines.summary import JobSummary
+from tests.conftest import mlflow_store
 
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = ("pass", "tok3n", "SIG123")
@@ -39,7 +40,7 @@ def test_log_run_params_and_config_artifact_are_redacted(tmp_path):
 
     from pipelines.tracking import log_run
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store(tmp_path)
     params = {"input": "https://user:tok3n@host/in?sig=SIG123", "reference": "s3://b/ref?token=SIG123",
               "mlflow": {"tracking_uri": "postgresql://user:pass@db/x"}}
     run_id, _ = log_run(MlflowConfig(tracking_uri=uri, experiment="redact"), "r", params, {"m": 1.0}, {},

@@ -13,6 +13,7 @@ from pipelines.job import run_job
 from pipelines.restore_images import RestoreImagesConfig, RestoreImagesJob, run
 from pipelines.stages.finish import output_name
 from pipelines.tables import read_table
+from tests.conftest import mlflow_store
 from tests.pipelines.conftest import make_valid_images
 
 MAX_PIXELS = 1_000_000  # the 1200x1000 "bomb" is over it
@@ -26,7 +27,7 @@ def _config(tmp_path, input_uri, output, **kw) -> RestoreImagesConfig:
         "prior": {"name": "gaussian", "s2": 0.05, "mean": 0.5},
         "max_pixels": MAX_PIXELS, "comparisons": 6,  # the first 6 inputs by path: 2 valid
         "ray": {"actors": 1, "batch_size": 2},
-        "mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "test"},
+        "mlflow": {"tracking_uri": mlflow_store(tmp_path), "experiment": "test"},
     }
     data.update(kw)
     cfg = from_dict(RestoreImagesConfig, data)

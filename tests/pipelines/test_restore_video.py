@@ -14,6 +14,7 @@ from pipelines.config import ConfigError, from_dict
 from pipelines.restore_video import RestoreVideoConfig, RestoreVideoJob, run
 from pipelines.job import run_job
 from operators.video import probe, read_frames
+from tests.conftest import mlflow_store
 
 FAST = {"solver": {"name": "langevin_video", "nfe": 2, "window": 4, "overlap": 1},
         "prior": {"name": "gaussian", "s2": 0.05, "mean": 0.5},
@@ -59,7 +60,7 @@ def table(root: Path, name: str) -> list[dict]:
 
 def cfg_for(tmp_path: Path, **keys):
     base = {"input": str(tmp_path / "in"), "output": str(tmp_path / "out"),
-            "mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"}, **FAST}
+            "mlflow": {"tracking_uri": mlflow_store(tmp_path)}, **FAST}
     return from_dict(RestoreVideoConfig, {**base, **keys})
 
 

@@ -15,7 +15,7 @@ import s3fs
 
 from operators.video import probe
 from pipelines.cli import load_job_config
-from tests.conftest import REPO, shared_data
+from tests.conftest import REPO, mlflow_store, shared_data
 
 CLIPS = ("carphone_pristine.mp4", "flipping_a_pancake.mkv")  # mp4 + mkv/Opus; chaplin's mp3 and bikes'
 # cuts are covered by tests/operators/video and benchmarks/video_bench.py (CI time)
@@ -36,7 +36,7 @@ def test_development_clips_from_bucket_to_bucket(ray_local, s3_server, tmp_path)
     cfg, run = load_job_config(str(REPO / "configs" / "restore-video.yaml"), [
         "input=s3://archive/in", "output=s3://archive/out", f"storage.endpoint_url={s3_server}",
         "max_frames=null", "segment_frames=80", "prior.name=gaussian", "solver.nfe=1",
-        f"mlflow.tracking_uri=sqlite:///{tmp_path}/mlflow.db"])
+        f"mlflow.tracking_uri={mlflow_store(tmp_path)}"])
     summary = run(cfg)
     assert summary.clips == len(CLIPS) and summary.total_errors == 1
     fs.invalidate_cache()

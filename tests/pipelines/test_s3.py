@@ -8,6 +8,7 @@ import s3fs
 
 from pipelines.config import from_dict
 from pipelines.restore_images import RestoreImagesConfig, run
+from tests.conftest import mlflow_store
 from tests.pipelines.conftest import make_valid_images
 
 
@@ -24,7 +25,7 @@ def test_job_from_bucket_to_bucket(ray_local, s3_server, tmp_path):
         "degradation": {"name": "denoise", "noise_sigma": 0.05},
         "solver": {"name": "diffpir", "nfe": 2}, "prior": {"name": "gaussian", "s2": 0.05, "mean": 0.5},
         "storage": {"endpoint_url": s3_server}, "ray": {"actors": 1, "batch_size": 2},
-        "mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"},
+        "mlflow": {"tracking_uri": mlflow_store(tmp_path)},
     })
     summary = run(cfg)
     pngs = [n for n in names if n.endswith(".png")]

@@ -19,6 +19,7 @@ from pipelines.pairs_reader import PairsDataset, collate_pairs, list_shards
 from pipelines.job import run_job
 from pipelines.synth_pairs import SynthPairsConfig, SynthPairsJob, run
 from pipelines.tables import read_table
+from tests.conftest import mlflow_store
 
 REPO = Path(__file__).resolve().parents[2]
 SIZES = {"a.png": (64, 64), "b.png": (80, 96), "sub/c.png": (96, 72), "small.png": (20, 24)}
@@ -207,7 +208,7 @@ def test_mlflow_run_gets_config_counts_and_rate(first_run, tmp_path):
     from pipelines.sections import MlflowConfig
 
     out, summary = first_run
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     cfg = make_cfg(Path("."), out)
     summary.log_pairs_run(MlflowConfig(tracking_uri=uri, experiment="pairs"), to_dict(cfg), cfg.storage,
                           {"comparisons/x.png": b"png"})

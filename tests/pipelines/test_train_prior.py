@@ -12,6 +12,7 @@ from PIL import Image
 from operators.priors import build_prior
 from pipelines.config import from_dict
 from pipelines.train_prior import TrainPriorConfig, run
+from tests.conftest import mlflow_store
 from tests.pipelines.training.local_fit import fit_local
 
 TINY_UNET = {"channels": [8, 16], "blocks": [1, 1], "emb_dim": 16, "fourier_features": 8}
@@ -28,7 +29,7 @@ def _images(root, n=3):
 def _cfg(tmp_path, data, **kw):
     base = {"data": data, "patch": 16, "batch_size": 2, "steps": 4, "log_every": 2, "checkpoint_every": 2,
             "warmup_steps": 1, "net": TINY_UNET, "output": str(tmp_path / "pixel.safetensors"),
-            "checkpoint_dir": str(tmp_path / "ckpt"), "mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/m.db"}}
+            "checkpoint_dir": str(tmp_path / "ckpt"), "mlflow": {"tracking_uri": mlflow_store(tmp_path, "m.db")}}
     base.update(kw)
     cfg = from_dict(TrainPriorConfig, base)
     cfg.validate()

@@ -19,6 +19,7 @@ from operators.solvers import get_solver, solver_config
 from pipelines.config import ConfigError, from_dict
 from pipelines.train_unfolded import FAMILY, TrainUnfoldedConfig, run
 from pipelines.training.unfolded_data import ParquetBatches, sample_operator
+from tests.conftest import mlflow_store
 
 TINY_UNET = dict(channels=(8, 16), blocks=(1, 1), emb_dim=16, fourier_features=8, groups=4)
 
@@ -42,7 +43,7 @@ def _cfg(tmp_path, **kw):
             "batch_size": 2, "steps": 3, "log_every": 1, "checkpoint_every": 1, "warmup_steps": 1, "val_images": 2,
             "unfolding": {"inner_steps": 2, "lora_rank": 2}, "nfe": 4,
             "output": str(tmp_path / "u.safetensors"), "checkpoint_dir": str(tmp_path / "ckpt"),
-            "mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/m.db"}, **kw}
+            "mlflow": {"tracking_uri": mlflow_store(tmp_path, "m.db")}, **kw}
     cfg = from_dict(TrainUnfoldedConfig, base)
     cfg.validate()
     return cfg
