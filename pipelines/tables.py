@@ -39,10 +39,11 @@ def error_record(rid: str, source_uri: str, relative_path: str, stage: str, erro
             "kind": str(kind or kind_of_type(str(error_type))), "recorded_at": time.time(), "config_hash": chash}
 
 
-def write_shard(base: str, table_name: str, rows: list[dict], storage: StorageConfig | None = None) -> str | None:
-    """Write rows as ``<base>/<table_name>/part-<uuid>.parquet`` atomically; None if no rows.
-    A column null in every row (psnr without a reference, std_mean without samples: the only
-    nullable columns are numbers) is written as float64, so every shard has one schema."""
+def write_shard(base: str, table_name: str, rows: list[dict], storage: StorageConfig | None = None,
+                name: str | None = None) -> str | None:
+    """Write rows as ``<base>/<table_name>/part-<name or uuid4>.parquet`` atomically; None if
+    no rows. A column null in every row (psnr without a reference, std_mean without samples:
+    the only nullable columns are numbers) is written as float64, so every shard has one schema."""
     if not rows:
         return None
     table = pa.Table.from_pylist(rows)
@@ -51,7 +52,7 @@ def write_shard(base: str, table_name: str, rows: list[dict], storage: StorageCo
             table = table.set_column(i, pa.field(f.name, pa.float64()), table.column(i).cast(pa.float64()))
     buf = io.BytesIO()
     pq.write_table(table, buf)
-    uri = join(base, table_name, f"part-{uuid.uuid4().hex}.parquet")
+    uri = join(base, table_name, f"part-{name or uuid.uuid4().hex}.parquet")
     return write_bytes_atomic(uri, buf.getvalue(), storage)
 
 

@@ -1,11 +1,16 @@
 """Stage `write_rows`: the last stage of restore-images, evaluate and synth-pairs. The worker
 turns its batch into result and error rows (the job's own ``result_row`` and
 pipelines.streaming.error_row, so the tables' schemas are the driver-written ones), writes
-them as one Parquet shard per table (pipelines.tables.write_shard: ``part-<uuid4>.parquet``,
-atomic on local paths and object stores), and passes on only a small row per input row:
+them as one Parquet shard per table (pipelines.tables.write_shard, atomic on local paths and
+object stores), and passes on only a small row per input row:
 ``id``, ``status`` (DONE, ERROR or LEASE_LOST) and ``error_kind``, plus the job's
 ``keep`` columns (what its ``on_result`` reads), which ``keep_ids``, when given, limits to
 those ids (the others get an empty value of their type).
+
+A shard is named after its rows (``shard_name``: the config hash and the batch's ids), so a
+write task that Ray retries (its node lost after the write landed) replaces its shard
+instead of adding a copy; batches of one run hold disjoint ids, so names never collide
+across workers, and a re-run writes new names unless it writes the very same rows again.
 
 A shard is one batch: the job runs this stage with ``batch_size`` = its shard size
 (``flush_rows`` / ``shard_rows``) and a fractional ``num_cpus`` (WRITE_CPUS), which keeps
@@ -18,6 +23,7 @@ then stops). What is left: a shard whose lease read came just before the take-ov
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +34,12 @@ from pipelines.sections import StorageConfig
 
 DONE, ERROR, LEASE_LOST = "done", "error", "lease_lost"
 WRITE_CPUS = 0.25  # a shard write is I/O; also keeps the stage out of the previous one (see above)
+
+
+def shard_name(config_hash: str, rows: list[dict]) -> str:
+    """32 hex digits of sha256 over the config hash and the rows' sorted ids."""
+    ids = "\n".join(sorted(str(r["id"]) for r in rows))
+    return hashlib.sha256(f"{config_hash}\n{ids}".encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -61,8 +73,8 @@ class WriteRowsStage:
                 small.append(self.small_row(row, DONE, ""))
         if self.lease_lost():
             return rows_to_batch([{**r, "status": LEASE_LOST} for r in small])
-        write_shard(self.output, self.results_table, results, self.storage)
-        write_shard(self.output, "errors", errors, self.storage)
+        write_shard(self.output, self.results_table, results, self.storage, shard_name(self.config_hash, results))
+        write_shard(self.output, "errors", errors, self.storage, shard_name(self.config_hash, errors))
         return rows_to_batch(small)
 
     def small_row(self, row: dict, status: str, kind: str) -> dict:

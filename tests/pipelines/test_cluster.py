@@ -1,7 +1,7 @@
 """restore-images joins an existing multi-node cluster (RAY_ADDRESS) and survives losing a
-worker node mid-job: every input ends as exactly one result or error row, read back by id
-(the workers write the shards: a write task retried after its node died may have written
-its shard once already, and the tables are read deduplicated by id)."""
+worker node mid-job: every input ends as exactly one result or error row (the workers write
+the shards; a write task Ray retries after its node died replaces its own shard, named after
+its rows: pipelines.stages.write_rows.shard_name)."""
 from __future__ import annotations
 
 import os
@@ -71,7 +71,7 @@ def test_job_on_cluster_survives_node_removal(tmp_path):
         cluster.shutdown()
     results = pq.read_table(str(tmp_path / "out" / "results")).to_pylist()
     errors = pq.read_table(str(tmp_path / "out" / "errors")).to_pylist()
-    by_id = {r["id"]: r for r in results + errors}
-    assert len(by_id) == n_images + 1 and not {r["id"] for r in results} & {e["id"] for e in errors}
-    assert {e["relative_path"] for e in errors} == {"broken.png"}
+    assert len(results) + len(errors) == n_images + 1
+    assert len({r["id"] for r in results} | {e["id"] for e in errors}) == n_images + 1
+    assert [e["relative_path"] for e in errors] == ["broken.png"]
     assert "restore-images" in out and "results" in out

@@ -70,12 +70,12 @@ def test_synth_pairs_survives_a_bad_comparison_png_and_ignores_max_pixels(tmp_pa
     assert job.config_hash() == SynthPairsJob(other).config_hash()
 
 
-def _stage(tmp_path, **kw):
+def _stage(tmp_path, chash: str = "h", **kw):
     from pipelines.stages.write_rows import WriteRowsStage
 
     return WriteRowsStage(str(tmp_path), "results", lambda r: {"id": str(r["id"]), "value": int(r["value"]),
                                                                "png": bytes(r["png"])},
-                          "h", StorageConfig(), error_extra=("dataset",), **kw)
+                          chash, StorageConfig(), error_extra=("dataset",), **kw)
 
 
 def test_the_write_stage_writes_one_shard_per_table_and_passes_on_small_rows(tmp_path):
@@ -89,6 +89,12 @@ def test_the_write_stage_writes_one_shard_per_table_and_passes_on_small_rows(tmp
     assert _ids(tmp_path / "errors") == ["r1"]
     err = pq.read_table(next((tmp_path / "errors").glob("*.parquet"))).to_pylist()[0]
     assert (err["dataset"], err["stage"], err["kind"], err["config_hash"]) == ("d", "decode", "permanent", "h")
+    # a retried task (same batch) replaces its shards; another config hash writes its own
+    _stage(tmp_path)(rows_to_batch(rows))
+    assert [len(list((tmp_path / t).glob("*.parquet"))) for t in ("results", "errors")] == [1, 1]
+    assert _ids(tmp_path / "results") == ["r0", "r2", "r3"] and _ids(tmp_path / "errors") == ["r1"]
+    _stage(tmp_path, "h2")(rows_to_batch(rows))
+    assert _ids(tmp_path / "results") == ["r0", "r0", "r2", "r2", "r3", "r3"]
 
 
 def test_a_worker_that_finds_another_runs_lease_writes_nothing_and_the_driver_stops(tmp_path):
