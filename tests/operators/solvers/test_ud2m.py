@@ -121,6 +121,9 @@ def test_solver_errors_are_clear():
     if not shipped_weights(DEFAULT_UNFOLDING).is_file():
         with pytest.raises(FileNotFoundError, match="no trained unfolding is shipped yet.*train-unfolded"):
             get_solver("ud2m")(y, op, tiny_prior(), nfe=6, generator=gen(0))
+    else:  # the shipped unfolding is bound to the embedded prior's weights, not to this one
+        with pytest.raises(ValueError, match="was trained on base prior .* but this prior is"):
+            get_solver("ud2m")(y, op, tiny_prior(), nfe=6, generator=gen(0))
     with pytest.raises(ValueError, match="nfe must be >= 3"):
         get_solver("ud2m")(y, op, tiny_prior(), nfe=2, generator=gen(0), config={"unfolding": "untrained"})
     out = get_solver("ud2m")(y, op, tiny_prior(), nfe=6, generator=gen(0), config={"unfolding": "untrained"})
