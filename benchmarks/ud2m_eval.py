@@ -1,0 +1,55 @@
+"""UD2M against the langevin solver at equal NFE, on CBSD68 crops it was never trained on.
+
+    python benchmarks/ud2m_eval.py [--unfolding weights/embedded_ud2m.safetensors] [--images 6]
+                                   [--size 128] [--nfe 6] [--tasks deblur_gauss sr_x4]
+
+Each task is one of the evaluate grid's (configs/evaluate.yaml), scored by
+benchmarks/preset_objective.score (seeded degradations and solves, mean PSNR): langevin with its
+preset, ud2m at its starting point (``unfolding: untrained``) and the trained unfolding.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import preset_objective as po  # noqa: E402
+
+CBSD68 = po.REPO.parent / "shared" / "data" / "eval" / "CBSD68"
+
+
+def crops(n: int, size: int) -> list[np.ndarray]:
+    out = []
+    for f in sorted(CBSD68.glob("*.png"))[:n]:
+        a = np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255
+        t, l = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
+        out.append(np.ascontiguousarray(a[t:t + size, l:l + size]))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--unfolding", default=str(po.REPO / "weights" / "embedded_ud2m.safetensors"))
+    ap.add_argument("--images", type=int, default=6)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--nfe", type=int, default=6)
+    ap.add_argument("--tasks", nargs="+", default=["deblur_gauss", "sr_x4"])
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    images, prior = crops(args.images, args.size), {"name": "embedded"}
+    print("| task | input estimate | langevin (preset) | ud2m untrained | ud2m trained |\n|---|---:|---:|---:|---:|")
+    for task in args.tasks:
+        lv = po.score("langevin", task, {"preset": "auto"}, args.nfe, prior, images)
+        un = po.score("ud2m", task, {"unfolding": "untrained"}, args.nfe, prior, images)
+        tr = po.score("ud2m", task, {"unfolding": args.unfolding}, args.nfe, prior, images)
+        print(f"| {task} | {lv['input_psnr']:.2f} | {lv['psnr']:.2f} | {un['psnr']:.2f} | {tr['psnr']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
