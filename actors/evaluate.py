@@ -109,7 +109,7 @@ class EvaluateActor:
 
     def prepare(self, row: dict, spec: dict, y: torch.Tensor) -> RowSolve:
         """The solve of a solver method's row (its prior loaded on first use)."""
-        deg = json.loads(str(row["degradation"]))
+        deg = spec.get("assume") or json.loads(str(row["degradation"]))  # the operator the solver is told
         op = build_degradation(deg)
         options = dict(spec["solver"])
         name = options.pop("name")

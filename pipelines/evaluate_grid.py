@@ -45,7 +45,9 @@ class MethodConfig:
     ``kind: baseline``: ``baseline`` ({name, ...baseline config}).
     ``task_config``: {task name: config keys} overriding the solver/baseline config on that task.
     ``tasks``: run only on these tasks (null: every task the method applies to).
-    ``space``: the prior's space, needed only for a ``diffusers`` prior whose VAE is implied."""
+    ``space``: the prior's space, needed only for a ``diffusers`` prior whose VAE is implied.
+    ``assume``: a degradation spec the solver is told instead of the task's (a wrong operator on
+    purpose, e.g. plain bicubic x4 on Real-ESRGAN-degraded inputs; null: the task's own)."""
 
     name: str
     kind: Literal["solver", "baseline"]
@@ -56,6 +58,7 @@ class MethodConfig:
     task_config: dict = field(default_factory=dict)
     tasks: list[str] | None = None
     space: Literal["pixel", "latent"] | None = None
+    assume: dict | None = None
 
     def effective(self, task: str, degradation: dict | None = None) -> dict:
         """The JSON-able spec this method runs with on ``task`` (task overrides applied); given
@@ -68,8 +71,9 @@ class MethodConfig:
         if degradation is not None:
             from pipelines.spec_defaults import resolve_solver
 
-            solver = resolve_solver(solver, degradation, nfe=None)
-        return {"kind": "solver", "solver": solver, "prior": dict(self.prior), "nfe": self.nfe}
+            solver = resolve_solver(solver, self.assume or degradation, nfe=None)
+        spec = {"kind": "solver", "solver": solver, "prior": dict(self.prior), "nfe": self.nfe}
+        return {**spec, "assume": dict(self.assume)} if self.assume else spec  # ids unchanged without it
 
     def resolved(self) -> MethodConfig:
         """A solver method's solver and prior written out to their full defaults (its preset
@@ -107,6 +111,10 @@ class MethodConfig:
             raise ConfigError(f"config key '{key}.solver.nfe': give the NFE as '{key}.nfe'")
         if isinstance(self.nfe, bool) or not isinstance(self.nfe, int) or self.nfe < 1:
             raise ConfigError(f"config key '{key}.nfe': expected a positive integer, got {self.nfe!r}")
+        if self.assume is not None:
+            from pipelines.registry_check import check_degradation
+
+            check_degradation(self.assume, f"{key}.assume")
         check_prior(self.prior, f"{key}.prior")
         check_prior_files(self.prior, f"{key}.prior", require=False)  # a missing file: that method's rows fail
         for task in task_names:
@@ -135,7 +143,7 @@ def skip_reason(method: MethodConfig, task: TaskConfig) -> str | None:
 
     if method.tasks is not None and task.name not in method.tasks:
         return "not in the method's tasks"
-    op = build_degradation(dict(task.degradation))
+    op = build_degradation(dict(method.assume or task.degradation))
     spec = method.effective(task.name)
     if method.kind == "baseline":
         from operators.baselines import APPLIES

@@ -32,8 +32,13 @@ JOBS: dict[str, JobKind] = {
         "the source's timing and audio; clips/windows/errors Parquet, comparison videos, MLflow run"),
     "train-prior": JobKind(
         train_prior.TrainPriorConfig, train_prior.run,
-        "train an embedded prior (pixel EDM UNet, latent codec or latent EDM UNet) on Ray Train; "
-        "resumable checkpoints, safetensors weights, loss curve in MLflow"),
+        "train an embedded prior (pixel EDM UNet, latent codec or latent EDM UNet) or a blind method's "
+        "network on pairs (model: conditional | irsde | inn | latent_inn) on Ray Train; resumable "
+        "checkpoints, safetensors weights, loss curve in MLflow"),
+    "train-inn": JobKind(
+        train_prior.TrainINNConfig, train_prior.run,
+        "train the invertible network (PixelINN, or LatentINN with model: latent_inn) of LatentINDIGO on "
+        "Real-ESRGAN pairs made on the fly or read from synth-pairs Parquet; as train-prior otherwise"),
     "train-unfolded": JobKind(
         train_unfolded.TrainUnfoldedConfig, train_unfolded.run,
         "train a UD2M unfolding (LoRA + per-step Langevin parameters) of a prior on Ray Train, on pairs "

@@ -64,6 +64,21 @@ def check_concrete(spec: dict, key: str = "degradation") -> None:
                           f"(give the mask / kernel / chain that made the LQ input); binding it {e}") from None
 
 
+def check_blind(degradation: dict, solver: dict, synthesize: bool) -> None:
+    """``blind`` has no forward map: it cannot synthesize, and only the blind solvers restore it."""
+    from operators.solvers import BLIND_SOLVERS
+
+    if degradation.get("name") != "blind":
+        return
+    if synthesize:
+        raise ConfigError("config key 'degradation': 'blind' has no forward map, so synthesize: true cannot "
+                          "degrade with it; synthesize with {name: realesrgan, scale: 4} (the blind solvers never "
+                          "see its sampled chain), or restore real LQ photos with synthesize: false")
+    if solver.get("name") not in BLIND_SOLVERS:
+        raise ConfigError(f"config key 'solver.name': degradation 'blind' (unknown operator) needs a blind solver: "
+                          f"{', '.join(BLIND_SOLVERS)}; {solver.get('name')!r} needs the operator")
+
+
 def check_solver(spec: dict, key: str = "solver") -> None:
     """name, nfe, the posterior keys (samples, estimate: operators.solvers.posterior), preset
     (operators.solvers.presets) and the rest as the solver's config dataclass."""

@@ -16,6 +16,7 @@ from pipelines.config import ConfigError, config_hash
 from pipelines.job import RUN_KEYS, JobConfig, Plan, StreamingJob, run_job
 from pipelines.prior_files import check_prior_files
 from pipelines.registry_check import (
+    check_blind,
     check_concrete,
     check_degradation,
     check_prior,
@@ -46,6 +47,7 @@ class RestoreImagesConfig(JobConfig):
         check_solver(self.solver, "solver")
         check_prior(self.prior, "prior")
         check_prior_files(self.prior, "prior")
+        check_blind(self.degradation, self.solver, self.synthesize)
         if not self.synthesize:
             check_concrete(self.degradation, "degradation")
         if self.reference and self.synthesize:

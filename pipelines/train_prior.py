@@ -1,5 +1,10 @@
 """Job `train-prior`: train an embedded prior (pixel EDM UNet, latent codec, or latent EDM UNet)
-on Ray Train's TorchTrainer; checkpoints resume, the loss curve goes to MLflow."""
+on Ray Train's TorchTrainer; checkpoints resume, the loss curve goes to MLflow.
+
+The blind methods' networks train here too, on (HQ, LQ) pairs (``model: inn | latent_inn |
+conditional | irsde``; pipelines/training/paired_objective.py): pairs degraded on the fly by
+``degradation`` (the Real-ESRGAN chain) at the ``scales``, or read from a synth-pairs output
+(``pairs``). `train-inn` is this job with ``model: inn`` as its default."""
 from __future__ import annotations
 
 import json
@@ -16,8 +21,11 @@ from pipelines.sections import MlflowConfig, RayConfig
 @dataclass(frozen=True)
 class TrainPriorConfig:
     job: str = "train-prior"
-    model: Literal["pixel", "codec", "latent"] = "pixel"
+    model: Literal["pixel", "codec", "latent", "inn", "latent_inn", "conditional", "irsde"] = "pixel"
     data: str = "../shared/data/train/BSDS400_color"
+    pairs: str | None = None                      # paired models: a synth-pairs output (wins over data)
+    degradation: dict = field(default_factory=lambda: {"name": "realesrgan"})  # paired: LQ made on the fly
+    scales: list[int] = field(default_factory=lambda: [4])  # paired: LQ scales (one drawn per batch)
     grey: bool = False
     limit_images: int | None = None
     patch: int = 64
@@ -67,12 +75,52 @@ class TrainPriorConfig:
                 check_weights_file(getattr(self, key), key)
         if self.teacher is not None and "name" in self.teacher:
             check_prior_files(self.teacher, "teacher", require=False)
+        self._check_paired()
         self.ray.validate("ray")
         self.mlflow.validate("mlflow")
         if self.teacher is not None and (self.model != "pixel" or "name" not in self.teacher):
             raise ConfigError("config key 'teacher': a prior spec with a 'name', for model: pixel only")
         if self.teacher_weight < 0:
             raise ConfigError(f"config key 'teacher_weight': must be >= 0, got {self.teacher_weight}")
+
+
+    def _check_paired(self) -> None:
+        """Paired models: the degradation spec, scales, and one loss on a tiny batch of each scale,
+        so a model that cannot train on these pairs fails here, naming the key."""
+        from pipelines.registry_check import check_degradation
+        from pipelines.training.paired_objective import PAIRED, build_paired
+
+        if self.model not in PAIRED:
+            return
+        check_degradation(self.degradation, "degradation")
+        if not self.scales or any(s not in (1, 2, 4) for s in self.scales):
+            raise ConfigError(f"config key 'scales': a list of LQ scales from 1, 2, 4, got {self.scales}")
+        if self.patch % (4 * max(self.scales)):
+            raise ConfigError(f"config key 'patch': a multiple of {4 * max(self.scales)} for scales {self.scales}")
+        import torch
+
+        from operators.degradations import sample_degradation
+
+        try:
+            obj = build_paired({**to_dict(self), "patch": 16 * max(self.scales)})
+            g = torch.Generator().manual_seed(0)
+            for s in sorted(set(self.scales)):
+                hq = torch.rand(1, 3, 16 * max(self.scales), 16 * max(self.scales), generator=g)
+                spec = {**self.degradation, "scale": s}
+                op = sample_degradation(spec.pop("name"), g, tuple(hq.shape), **spec)
+                obj.loss((hq, op.measure(hq, g).clamp(0, 1)), g)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ConfigError(f"config keys 'model: {self.model}' / 'net' / 'scales' {self.scales}: {e}") from None
+
+
+@dataclass(frozen=True)
+class TrainINNConfig(TrainPriorConfig):
+    """`train-inn`: train-prior with the PixelINN of LatentINDIGO as its default model."""
+
+    job: str = "train-inn"
+    model: Literal["pixel", "codec", "latent", "inn", "latent_inn", "conditional", "irsde"] = "inn"
+    output: str = "weights/blind_pixel_inn.safetensors"
+    checkpoint_dir: str = "runs/train-inn/checkpoints"
 
 
 @dataclass

@@ -12,10 +12,12 @@ from typing import Any, Callable
 
 import torch
 
+from operators.baselines import bicubic as _bicubic
 from operators.baselines import bm3d as _bm3d
 from operators.baselines import pinv as _pinv
 from operators.baselines import tv as _tv
 from operators.baselines import wiener as _wiener
+from operators.baselines.bicubic import BicubicConfig, baseline_bicubic
 from operators.baselines.bm3d import BM3DConfig, baseline_bm3d
 from operators.baselines.pinv import PinvConfig, baseline_pinv
 from operators.baselines.tv import TVConfig, baseline_tv
@@ -34,6 +36,7 @@ for _name, _fn, _cfg, _mod in [
     ("bm3d", baseline_bm3d, BM3DConfig, _bm3d),
     ("tv", baseline_tv, TVConfig, _tv),
     ("wiener", baseline_wiener, WienerConfig, _wiener),
+    ("bicubic", baseline_bicubic, BicubicConfig, _bicubic),
 ]:
     BASELINES.register(_name, _fn)
     CONFIGS[_name] = _cfg
@@ -65,6 +68,6 @@ def baseline_applies(name: str, degradation: Degradation | str) -> bool:
 
 
 __all__ = [
-    "APPLIES", "BASELINES", "BM3DConfig", "CONFIGS", "PinvConfig", "TVConfig", "WienerConfig", "baseline_applies",
-    "baseline_bm3d", "baseline_config", "baseline_pinv", "baseline_tv", "baseline_wiener", "get_baseline",
+    "APPLIES", "BASELINES", "BicubicConfig", "BM3DConfig", "CONFIGS", "PinvConfig", "TVConfig", "WienerConfig", "baseline_applies",
+    "baseline_bicubic", "baseline_bm3d", "baseline_config", "baseline_pinv", "baseline_tv", "baseline_wiener", "get_baseline",
 ]

@@ -4,6 +4,7 @@ Config shape: ``{"name": "sr", "scale": 4, "noise_sigma": 0.01}``; see ``build_d
 from __future__ import annotations
 
 from operators.degradations.base import Degradation, Noise
+from operators.degradations.blind import Blind, blind_view
 from operators.degradations.blur import Blur
 from operators.degradations.cg import cg_prox
 from operators.degradations.colorize import Colorize
@@ -22,11 +23,11 @@ from operators.degradations.registry import (
 from operators.degradations.sr import SuperResolution
 from operators.degradations.video_codec import VideoCodec
 
-for _cls in (Denoise, Blur, SuperResolution, Inpaint, Colorize, JPEG, VideoCodec, Compose, RealESRGAN):
+for _cls in (Denoise, Blur, SuperResolution, Inpaint, Colorize, JPEG, VideoCodec, Compose, RealESRGAN, Blind):
     register(_cls)
 
 __all__ = [
-    "DEGRADATIONS", "JPEG", "Blur", "Colorize", "Compose", "Degradation", "Denoise", "Inpaint", "Noise",
+    "DEGRADATIONS", "JPEG", "Blind", "Blur", "blind_view", "Colorize", "Compose", "Degradation", "Denoise", "Inpaint", "Noise",
     "RealESRGAN", "SuperResolution", "VideoCodec", "build_degradation", "cg_prox", "sample_degradation",
     "sample_realesrgan_chain", "valid_keys",
 ]

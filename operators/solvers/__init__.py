@@ -23,6 +23,7 @@ from operators.solvers.tiling import TiledPrior
 from operators.solvers.ud2m import UD2MConfig, solve_ud2m
 
 SOLVERS: Registry[Callable[..., SolverOutput]] = Registry("solver")
+BLIND_SOLVERS = ("conditional", "indigo", "irsde")  # restore from y and the scale alone (issue 12)
 CONFIGS: dict[str, type[SolverConfig]] = {}
 
 for _name, _fn, _cfg in [
@@ -61,7 +62,7 @@ def row_config(name: str, spec: dict[str, Any], degradation: Any) -> tuple[Solve
 
 
 __all__ = [
-    "SOLVERS", "CONFIGS", "get_solver", "solver_config", "row_config", "SolverOutput", "SolverConfig",
+    "SOLVERS", "BLIND_SOLVERS", "CONFIGS", "get_solver", "solver_config", "row_config", "SolverOutput", "SolverConfig",
     "karras_sigmas", "TiledPrior", "DPSConfig", "DDNMConfig", "DiffPIRConfig", "PnPULAConfig",
     "LangevinConfig", "LangevinVideoConfig", "RELDConfig", "LatentDPSConfig", "UD2MConfig",
 ]

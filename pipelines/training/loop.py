@@ -15,6 +15,8 @@ import torch
 from operators.seeding import derive_seed
 from pipelines.training.data import PatchSampler, load_images
 from pipelines.training.objectives import build_objective
+from pipelines.training.pair_batches import pair_source
+from pipelines.training.paired_objective import PAIRED
 
 
 def _lr(step: int, cfg: dict, elapsed_s: float) -> float:
@@ -57,8 +59,11 @@ def train_loop(cfg: dict) -> None:
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
     g = torch.Generator().manual_seed(derive_seed(cfg["seed"], "train", rank))
-    sampler = PatchSampler(load_images(cfg["data"], cfg["grey"], cfg.get("limit_images")),
-                           cfg["patch"], cfg["batch_size"], g)
+    if cfg["model"] in PAIRED:  # (hq, lq) batches
+        sampler = pair_source(cfg, g)
+    else:
+        sampler = PatchSampler(load_images(cfg["data"], cfg["grey"], cfg.get("limit_images")),
+                               cfg["patch"], cfg["batch_size"], g)
     obj = build_objective(cfg, sampler.sample())
     ema = copy.deepcopy(obj.model).requires_grad_(False)
     model = ray.train.torch.prepare_model(obj.model)
@@ -81,8 +86,9 @@ def train_loop(cfg: dict) -> None:
     for step in range(start, cfg["steps"]):
         for group in opt.param_groups:
             group["lr"] = _lr(step, cfg, time.perf_counter() - t0)
-        x = sampler.sample().to(device)
-        loss = obj.loss(x, g)
+        batch = sampler.sample()
+        batch = tuple(t.to(device) for t in batch) if isinstance(batch, tuple) else batch.to(device)
+        loss = obj.loss(batch, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -109,5 +115,7 @@ def train_loop(cfg: dict) -> None:
     if rank == 0:
         meta = {"steps": step + 1, "train_seconds": round(time.perf_counter() - t0, 1), "data": cfg.get("data_label", cfg["data"]),
                 "patch": cfg["patch"], "batch_size": cfg["batch_size"]}
+        if cfg["model"] in PAIRED:
+            meta.update({"pairs": cfg.get("pairs"), "degradation": cfg["degradation"], "scales": cfg["scales"]})
         os.makedirs(os.path.dirname(os.path.abspath(cfg["output"])), exist_ok=True)
         obj.save(ema, cfg["output"], extra=meta)

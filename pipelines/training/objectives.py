@@ -82,8 +82,13 @@ class Objective:
 
 
 def build_objective(cfg: dict, sample_batch: torch.Tensor) -> Objective:
-    """cfg: the train-prior config as a dict; sample_batch: images to measure latent scale."""
+    """cfg: the train-prior config as a dict; sample_batch: images to measure latent scale.
+    Kinds trained on (HQ, LQ) pairs are built by :mod:`pipelines.training.paired_objective`."""
+    from pipelines.training.paired_objective import PAIRED, build_paired
+
     kind = cfg["model"]
+    if kind in PAIRED:
+        return build_paired(cfg)
     net_cfg = dict(cfg.get("net") or {})
     if kind == "codec":
         ae = ConvAutoencoder(AutoencoderConfig(in_channels=1 if cfg["grey"] else 3, **net_cfg))
@@ -102,7 +107,7 @@ def build_objective(cfg: dict, sample_batch: torch.Tensor) -> Objective:
         c = codec.config.latent_channels
         net = EDMUNet(EDMUNetConfig(in_channels=c, out_channels=c, **net_cfg))
         return Objective(net, kind, cfg["p_mean"], cfg["p_std"], codec=codec, latent=latent)
-    raise ValueError(f"unknown training model {kind!r}; valid choices: pixel, codec, latent")
+    raise ValueError(f"unknown training model {kind!r}; valid choices: pixel, codec, latent, {', '.join(PAIRED)}")
 
 
 def _codec_name(path: str) -> str:

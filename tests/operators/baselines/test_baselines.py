@@ -64,17 +64,28 @@ def levin() -> dict:
 
 
 def test_registry_and_applicability():
-    assert BASELINES.names() == ["bm3d", "pinv", "tv", "wiener"]
+    assert BASELINES.names() == ["bicubic", "bm3d", "pinv", "tv", "wiener"]
     assert set(APPLIES["bm3d"]) == {"denoise", "blur"}
     assert not baseline_applies("bm3d", "inpaint") and not baseline_applies("wiener", "sr")
     assert baseline_applies("tv", build_degradation({"name": "jpeg", "quality": 10}))
     assert not baseline_applies("pinv", "jpeg")
     with pytest.raises(ValueError, match="valid keys: profile, sigma_scale"):
         baseline_config("bm3d", sigma=0.1)
-    with pytest.raises(KeyError, match="valid choices: bm3d, pinv, tv, wiener"):
+    with pytest.raises(KeyError, match="valid choices: bicubic, bm3d, pinv, tv, wiener"):
         get_baseline("nlm")
     with pytest.raises(ValueError, match="applies to denoise, blur"):
         get_baseline("wiener")(torch.zeros(1, 3, 8, 8), build_degradation({"name": "sr", "scale": 2}))
+
+
+def test_bicubic_enlarges_blind_and_realesrgan_inputs(clean):
+    y = clean[..., :32, :32]
+    for spec in ({"name": "blind", "scale": 4}, {"name": "realesrgan", "scale": 4}, {"name": "sr", "scale": 4}):
+        x = get_baseline("bicubic")(y, build_degradation(spec))
+        assert x.shape[-2:] == (128, 128)
+        assert torch.allclose(x, torch.nn.functional.interpolate(y, size=(128, 128), mode="bicubic").clamp(0, 1))
+    one = get_baseline("bicubic")(y, build_degradation({"name": "blind", "scale": 1}))
+    assert torch.equal(one, y)
+    assert not baseline_applies("bicubic", "denoise")
 
 
 def test_pinv_sr_is_the_operator_pinv(clean):
