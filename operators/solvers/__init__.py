@@ -13,6 +13,7 @@ from operators.solvers.config import SolverConfig, build_config
 from operators.solvers.ddnm import DDNMConfig, solve_ddnm
 from operators.solvers.diffpir import DiffPIRConfig, solve_diffpir
 from operators.solvers.dps import DPSConfig, solve_dps
+from operators.solvers.indigo import IndigoConfig, solve_indigo
 from operators.solvers.langevin import LangevinConfig, solve_langevin
 from operators.solvers.langevin_video import LangevinVideoConfig, solve_langevin_video
 from operators.solvers.latent_dps import LatentDPSConfig, solve_latent_dps
@@ -36,6 +37,7 @@ for _name, _fn, _cfg in [
     ("reld", solve_reld, RELDConfig),
     ("latent_dps", solve_latent_dps, LatentDPSConfig),
     ("ud2m", solve_ud2m, UD2MConfig),
+    ("indigo", solve_indigo, IndigoConfig),
 ]:
     SOLVERS.register(_name, _fn)
     CONFIGS[_name] = _cfg
@@ -65,4 +67,5 @@ __all__ = [
     "SOLVERS", "BLIND_SOLVERS", "CONFIGS", "get_solver", "solver_config", "row_config", "SolverOutput", "SolverConfig",
     "karras_sigmas", "TiledPrior", "DPSConfig", "DDNMConfig", "DiffPIRConfig", "PnPULAConfig",
     "LangevinConfig", "LangevinVideoConfig", "RELDConfig", "LatentDPSConfig", "UD2MConfig",
+    "IndigoConfig",
 ]

@@ -14,12 +14,13 @@ from operators.priors.embedded import EmbeddedPixelPrior
 from operators.registry import UnknownNameError
 from operators.solvers import CONFIGS, SOLVERS, get_solver, solver_config
 
-NAMES = ["ddnm", "diffpir", "dps", "langevin", "langevin_video", "latent_dps", "pnp_ula", "reld", "ud2m"]
+NAMES = ["ddnm", "diffpir", "dps", "indigo", "langevin", "langevin_video", "latent_dps", "pnp_ula", "reld", "ud2m"]
 NFE = {"pnp_ula": 12, "langevin": 4, "langevin_video": 4, "ud2m": 6}  # others: 5
-CONFIG = {"ud2m": {"unfolding": "untrained"}}  # no trained unfolding in the tests (tests/.../test_ud2m.py)
+CONFIG = {"ud2m": {"unfolding": "untrained"},  # no trained unfolding in the tests (tests/.../test_ud2m.py)
+          "indigo": {"weights": "untrained"}}  # the plain Haar INN (tests/operators/solvers/test_indigo.py)
 BACKWARD = {"dps", "latent_dps"}
 DETERMINISTIC = {"reld"}
-LATENT_OK = {"langevin", "langevin_video", "latent_dps", "reld"}
+LATENT_OK = {"indigo", "langevin", "langevin_video", "latent_dps", "reld"}
 
 
 def solve(name, y, op, prior, seed=0, callback=None, **cfg):
