@@ -41,10 +41,12 @@ def methods(nfe: int) -> dict[str, tuple[dict, dict | None]]:
         f"langevin per frame ({nfe} NFE)": ({"name": "langevin", "nfe": nfe, "window": 8}, None),
         f"langevin_video W8 O2 ({nfe} NFE)": ({"name": "langevin_video", "nfe": nfe, "window": 8, "overlap": 2}, None),
         f"langevin_video + DVDnet expert, sampler ({nfe}+{nfe})": (
-            {"name": "langevin_video", "nfe": nfe, "window": 8, "overlap": 2}, DVDNET),
+            {"name": "langevin_video", "nfe": nfe, "window": 8, "overlap": 2, "expert_blend": "none"}, DVDNET),
+        f"langevin_video W16 O4 + DVDnet expert, sampler ({nfe}+{nfe}), SURE blend": (
+            {"name": "langevin_video", "nfe": nfe, "window": 16, "overlap": 4, "expert_blend": "sure"}, DVDNET),
         "langevin_video + DVDnet expert, warm start, deterministic (1+2)": (
             {"name": "langevin_video", "nfe": 1, "window": 8, "overlap": 2, "warm_start": "expert",
-             "sigma_max": 0.02, "renoise": False, "temporal_weight": 0.0}, DVDNET),
+             "sigma_max": 0.02, "renoise": False, "temporal_weight": 0.0, "expert_blend": "none"}, DVDNET),
         "DVDnet alone": ({"name": "dvdnet", "window": 16, "overlap": 4}, DVDNET),
         "CBM3D per frame": ({"name": "bm3d", "window": 8}, None),
     }

@@ -13,6 +13,7 @@ from operators.solvers import common
 from operators.solvers.base import SolverOutput
 from operators.solvers.config import resolve_config
 from operators.solvers.langevin import LangevinConfig, step_delta
+from operators.solvers.sure_blend import sure_blend
 from operators.solvers.temporal import MotionNeighbours, anchored_target, shared_noise, temporal_tv_prox
 
 
@@ -40,7 +41,11 @@ class LangevinVideoConfig(LangevinConfig):
     restoration of it (LVTINO's warm start; then start the schedule low, e.g. sigma_max 0.03).
     ``renoise``: add noise up to sigma_k before each prior / expert call (the Langevin sampler);
     False calls them on x as it is at level sigma_k: deterministic half-quadratic splitting with
-    the two denoisers, which leans to the MMSE (higher PSNR) rather than a posterior sample."""
+    the two denoisers, which leans to the MMSE (higher PSNR) rather than a posterior sample.
+    ``expert_blend``: ``sure`` (with a video expert, on Gaussian denoising): the result is the
+    per-frame blend of the product of experts and the video expert alone whose weight minimises
+    Stein's unbiased risk estimate (operators/solvers/sure_blend.py; each run twice for the
+    divergence, so 2x the passes); ``none``: the product of experts as it comes."""
 
     window: int = 8
     overlap: int = 2
@@ -51,6 +56,7 @@ class LangevinVideoConfig(LangevinConfig):
     expert_share: float = 0.5
     warm_start: str = "init"
     renoise: bool = True
+    expert_blend: str = "sure"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -58,6 +64,8 @@ class LangevinVideoConfig(LangevinConfig):
             raise ValueError(f"need window >= 1 and 0 <= overlap < window, got {self.window}, {self.overlap}")
         if not 0.0 <= self.noise_correlation <= 1.0 or not 0.0 < self.expert_share < 1.0:
             raise ValueError("need noise_correlation in [0, 1] and expert_share in (0, 1)")
+        if self.expert_blend not in ("sure", "none"):
+            raise ValueError(f"expert_blend must be 'sure' or 'none', got {self.expert_blend!r}")
         if self.warm_start not in ("init", "expert"):
             raise ValueError(f"warm_start must be 'init' or 'expert', got {self.warm_start!r}")
         if self.anchor_weight < 0 or self.temporal_tv < 0 or self.temporal_weight < 0:
@@ -85,7 +93,8 @@ def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior
        warped onto f by optical flow (occluded pixels excluded).
 
     With r = 0, mu = 0, no TV and no expert this is :func:`solve_langevin` on the batch, draw
-    for draw. NFE: K image-prior calls, plus K video-expert calls when one is given.
+    for draw. NFE: K image-prior calls, plus K video-expert calls when one is given; with the
+    SURE blend (``expert_blend``), twice that plus two expert-alone calls.
     """
     cfg = resolve_config(config, LangevinVideoConfig, "langevin_video")
     nfe = common.check_nfe(nfe, "langevin_video")
@@ -94,6 +103,38 @@ def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior
         raise ValueError(f"anchor has {anchor.shape[0]} frames, the window {y.shape[0]}")
     prior = common.prepare_prior(prior, cfg)
     sigmas = common.sigma_schedule(prior, nfe, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+
+    def product(y_: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        x_, calls = _sample(y_, degradation, prior, sigmas, cfg, g, anchor, video_prior, callback)
+        passes.append(calls)
+        return x_
+
+    passes: list[int] = []
+    sigma_y = float(degradation.init_sigma)
+    if video_prior is not None and cfg.expert_blend == "sure" and _gaussian_denoising(degradation):
+        def expert(y_: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+            passes.append(1)
+            return video_prior.denoise_video(y_, _in_range(video_prior, sigma_y))
+
+        with torch.no_grad():
+            x, info = sure_blend(y, sigma_y, expert, product, generator)
+        out = common.finish(x, prior, expert_nfe=sum(passes), sure=info)
+    else:
+        x = product(y, generator)
+        out = common.finish(x, prior, expert_nfe=sum(passes))
+    out.nfe += sum(passes)
+    return out
+
+
+def _gaussian_denoising(degradation: Degradation) -> bool:
+    return degradation.name == "denoise" and degradation.noise.peak is None and degradation.init_sigma > 0
+
+
+def _sample(y: torch.Tensor, degradation: Degradation, prior: Prior, sigmas: torch.Tensor,
+            cfg: LangevinVideoConfig, generator: torch.Generator | None, anchor: torch.Tensor | None,
+            video_prior: VideoDenoiser | None, callback: common.Callback | None) -> tuple[torch.Tensor, int]:
+    """The K-step loop on one window: (x, video-expert calls)."""
+    nfe = len(sigmas) - 1
     noise = shared_noise(cfg.noise_correlation, generator)
     neighbours = MotionNeighbours()
     expert_calls = 0
@@ -124,9 +165,7 @@ def solve_langevin_video(y: torch.Tensor, degradation: Degradation, prior: Prior
             x = _anchored_prox(degradation, u, y, rho / share, anchor, cfg)
             x = temporal_tv_prox(x, cfg.temporal_tv)
             common.emit(callback, step=k, sigma=sigma, x=x, denoised=u)
-    out = common.finish(x, prior, expert_nfe=expert_calls)
-    out.nfe += expert_calls
-    return out
+    return x, expert_calls
 
 
 def _anchored_prox(degradation: Degradation, u: torch.Tensor, y: torch.Tensor, rho: torch.Tensor,

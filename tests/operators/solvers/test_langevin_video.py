@@ -107,7 +107,7 @@ def test_video_expert_half_steps_are_counted_and_clipped_to_its_range():
     op = denoise_op(0.1)
     _, y = measure(op, (3, 3, 8, 8))
     expert = TemporalMean()
-    out = run(y, op, video_prior=expert, nfe=3, sigma_max=1.0, sigma_min=0.01)
+    out = run(y, op, video_prior=expert, nfe=3, sigma_max=1.0, sigma_min=0.01, expert_blend="none")
     assert out.nfe == 5 and out.extras["expert_nfe"] == 3  # K expert + K - 1 image steps
     assert expert.calls[0] == pytest.approx(0.2) and expert.calls[-1] == pytest.approx(0.02)
 
