@@ -14,6 +14,7 @@ from operators.solvers.ddnm import DDNMConfig, solve_ddnm
 from operators.solvers.diffpir import DiffPIRConfig, solve_diffpir
 from operators.solvers.dps import DPSConfig, solve_dps
 from operators.solvers.indigo import IndigoConfig, solve_indigo
+from operators.solvers.irsde import IRSDESolverConfig, solve_irsde
 from operators.solvers.langevin import LangevinConfig, solve_langevin
 from operators.solvers.langevin_video import LangevinVideoConfig, solve_langevin_video
 from operators.solvers.latent_dps import LatentDPSConfig, solve_latent_dps
@@ -38,6 +39,7 @@ for _name, _fn, _cfg in [
     ("latent_dps", solve_latent_dps, LatentDPSConfig),
     ("ud2m", solve_ud2m, UD2MConfig),
     ("indigo", solve_indigo, IndigoConfig),
+    ("irsde", solve_irsde, IRSDESolverConfig),
 ]:
     SOLVERS.register(_name, _fn)
     CONFIGS[_name] = _cfg
@@ -67,5 +69,5 @@ __all__ = [
     "SOLVERS", "BLIND_SOLVERS", "CONFIGS", "get_solver", "solver_config", "row_config", "SolverOutput", "SolverConfig",
     "karras_sigmas", "TiledPrior", "DPSConfig", "DDNMConfig", "DiffPIRConfig", "PnPULAConfig",
     "LangevinConfig", "LangevinVideoConfig", "RELDConfig", "LatentDPSConfig", "UD2MConfig",
-    "IndigoConfig",
+    "IndigoConfig", "IRSDESolverConfig",
 ]

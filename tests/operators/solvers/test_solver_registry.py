@@ -14,13 +14,15 @@ from operators.priors.embedded import EmbeddedPixelPrior
 from operators.registry import UnknownNameError
 from operators.solvers import CONFIGS, SOLVERS, get_solver, solver_config
 
-NAMES = ["ddnm", "diffpir", "dps", "indigo", "langevin", "langevin_video", "latent_dps", "pnp_ula", "reld", "ud2m"]
+NAMES = ["ddnm", "diffpir", "dps", "indigo", "irsde", "langevin", "langevin_video", "latent_dps", "pnp_ula", "reld", "ud2m"]
 NFE = {"pnp_ula": 12, "langevin": 4, "langevin_video": 4, "ud2m": 6}  # others: 5
 CONFIG = {"ud2m": {"unfolding": "untrained"},  # no trained unfolding in the tests (tests/.../test_ud2m.py)
-          "indigo": {"weights": "untrained"}}  # the plain Haar INN (tests/operators/solvers/test_indigo.py)
+          "indigo": {"weights": "untrained"},
+          "irsde": {"weights": "untrained"}}  # a fresh network: eps = its closed-form linear guess  # the plain Haar INN (tests/operators/solvers/test_indigo.py)
 BACKWARD = {"dps", "latent_dps"}
 DETERMINISTIC = {"reld"}
-LATENT_OK = {"indigo", "langevin", "langevin_video", "latent_dps", "reld"}
+OWN_NETWORK = {"conditional", "irsde"}  # blind solvers that run their own trained network, not the prior
+LATENT_OK = {"indigo", "irsde", "langevin", "langevin_video", "latent_dps", "reld"}
 
 
 def solve(name, y, op, prior, seed=0, callback=None, **cfg):
@@ -66,7 +68,7 @@ def test_shapes_nfe_determinism_callback_on_odd_sizes(name, latent):
     n = NFE.get(name, 5)
     assert out.x.shape == y.shape and out.x.dtype == torch.float32
     assert float(out.x.min()) >= 0 and float(out.x.max()) <= 1
-    assert out.nfe == n and prior.nfe.forward == n
+    assert out.nfe == n and prior.nfe.forward == (0 if name in OWN_NETWORK else n)
     assert out.nfe_backward == (n if name in BACKWARD else 0)
     assert [s["step"] for s in steps] == list(range(n)) and "x" in steps[0]
     assert torch.equal(out.x, solve(name, y, op, prior, seed=1).x)
