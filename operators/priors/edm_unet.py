@@ -158,7 +158,9 @@ class EDMUNet(nn.Module):
                 h = blk(h, emb)
         return self.out(F.silu(self.out_norm(h)))
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``cond``: (B, C_cond, H, W) fed to F beside c_in x, concatenated on channels
+        (in_channels = C + C_cond: a conditional model, SR3 / Palette); None: unconditional."""
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1)
         sigma = sigma.expand(x.shape[0]) if sigma.numel() == 1 else sigma
         s = sigma.reshape(-1, 1, 1, 1)
@@ -169,7 +171,10 @@ class EDMUNet(nn.Module):
         c_in = 1 / (sd**2 + s**2).sqrt()
         c_noise = sigma.clamp(min=1e-12).log() / 4  # sigma = 0: c_out = 0, so D = x exactly
         xp, size = pad_to_multiple(x, self.multiple)
-        f_x = crop_to(self.backbone(c_in * xp, c_noise), size)
+        x_in = c_in * xp
+        if cond is not None:
+            x_in = torch.cat([x_in, pad_to_multiple(cond.to(x_in.dtype), self.multiple)[0]], dim=1)
+        f_x = crop_to(self.backbone(x_in, c_noise), size)
         return c_skip * x + c_out * f_x.to(x.dtype)
 
     def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
