@@ -16,6 +16,7 @@ from typing import Literal
 from pipelines.config import ConfigError
 
 PIXEL_ONLY = ("dps", "ddnm", "diffpir", "pnp_ula")  # solvers that call require_pixel
+BLIND_TASKS = ("blind", "realesrgan")  # the tasks blind solvers are run on in the grid
 PRIOR_SPACE = {"embedded": "pixel", "gaussian": "pixel", "dncnn": "pixel", "ffdnet": "pixel",
                "embedded_latent": "latent"}
 
@@ -154,6 +155,10 @@ def skip_reason(method: MethodConfig, task: TaskConfig) -> str | None:
     from operators.solvers.posterior import split_posterior
 
     name = spec["solver"]["name"]
+    from operators.solvers import BLIND_SOLVERS
+
+    if name in BLIND_SOLVERS and op.name not in BLIND_TASKS:
+        return f"blind solver {name!r} restores unknown degradations ({', '.join(BLIND_TASKS)} tasks)"
     cfg = row_config(name, split_posterior({k: v for k, v in spec["solver"].items() if k != "name"})[1], op)[0]
     try:
         if name in PIXEL_ONLY and method.prior_space() != "pixel":

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from operators.registry import Registry
 from operators.solvers.base import SolverOutput, karras_sigmas
+from operators.solvers.conditional import ConditionalSolverConfig, solve_conditional
 from operators.solvers.config import SolverConfig, build_config
 from operators.solvers.ddnm import DDNMConfig, solve_ddnm
 from operators.solvers.diffpir import DiffPIRConfig, solve_diffpir
@@ -40,6 +41,7 @@ for _name, _fn, _cfg in [
     ("ud2m", solve_ud2m, UD2MConfig),
     ("indigo", solve_indigo, IndigoConfig),
     ("irsde", solve_irsde, IRSDESolverConfig),
+    ("conditional", solve_conditional, ConditionalSolverConfig),
 ]:
     SOLVERS.register(_name, _fn)
     CONFIGS[_name] = _cfg
@@ -69,5 +71,5 @@ __all__ = [
     "SOLVERS", "BLIND_SOLVERS", "CONFIGS", "get_solver", "solver_config", "row_config", "SolverOutput", "SolverConfig",
     "karras_sigmas", "TiledPrior", "DPSConfig", "DDNMConfig", "DiffPIRConfig", "PnPULAConfig",
     "LangevinConfig", "LangevinVideoConfig", "RELDConfig", "LatentDPSConfig", "UD2MConfig",
-    "IndigoConfig", "IRSDESolverConfig",
+    "IndigoConfig", "IRSDESolverConfig", "ConditionalSolverConfig",
 ]

@@ -11,7 +11,7 @@ import torch
 from operators.degradations.base import Degradation
 from operators.degradations.blind import blind_view, upsample
 from operators.priors.base import Prior
-from operators.priors.conditional import ConditionalPrior, ConditionalUNet, load
+from operators.priors.conditional import ConditionalPrior, ConditionalUNet, build, load
 from operators.priors.paths import shipped_weights
 from operators.solvers import common
 from operators.solvers.base import SolverOutput, karras_sigmas
@@ -19,11 +19,14 @@ from operators.solvers.config import SolverConfig, resolve_config
 
 DEFAULT_WEIGHTS = "blind_conditional"  # weights/blind_conditional.safetensors
 TRAIN_COMMAND = "restoray run configs/train-conditional.yaml"
+UNTRAINED = "untrained"
 
 
 @dataclass(frozen=True)
 class ConditionalSolverConfig(SolverConfig):
-    """``weights``: None -> the shipped weights/blind_conditional.safetensors, or a name / path.
+    """``weights``: None -> the shipped weights/blind_conditional.safetensors, or a name / path,
+    or ``untrained``: a fresh default network at the task's scale (zero output layer: D returns
+    the skip path; for tests).
     ``sigma_max``, ``sigma_min``, ``rho``: the Karras schedule in [0, 1] image units (half the
     network's [-1, 1] units); sampling starts at x_T = mu + sigma_max n, mu the bicubic
     upsampling of y. ``heun``: Heun's 2nd-order correction (EDM Alg. 1); ``churn``: EDM's
@@ -53,8 +56,18 @@ def _cached(path: str, mtime_ns: int, size: int) -> ConditionalUNet:
     return load(path).requires_grad_(False)
 
 
-def conditional_model(weights: str | None) -> ConditionalUNet:
-    """The model a ``weights`` setting names, loaded once per file version."""
+@functools.lru_cache(maxsize=4)
+def _untrained(scale: int) -> ConditionalUNet:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return build({"scale": scale}).eval().requires_grad_(False)
+
+
+def conditional_model(weights: str | None, scale: int = 4) -> ConditionalUNet:
+    """The model a ``weights`` setting names, loaded once per file version (``untrained``: a
+    fresh one for ``scale``)."""
+    if weights == UNTRAINED:
+        return _untrained(scale)
     path = shipped_weights(weights or DEFAULT_WEIGHTS)
     if not path.is_file():
         raise FileNotFoundError(f"solver 'conditional': weights not found: {path}. Train them with "
@@ -84,8 +97,8 @@ def solve_conditional(y: torch.Tensor, degradation: Degradation, prior: Prior | 
     y: (B, 3, h, w) in [0, 1] -> x: (B, 3, scale h, scale w) in [0, 1]."""
     cfg = resolve_config(config, ConditionalSolverConfig, "conditional")
     nfe = common.check_nfe(nfe, "conditional")
-    net = conditional_model(cfg.weights)
     scale = blind_view(degradation).scale
+    net = conditional_model(cfg.weights, scale)
     if net.conditional.scale != scale:
         raise ValueError(f"solver 'conditional': weights {cfg.weights or DEFAULT_WEIGHTS} restore x"
                          f"{net.conditional.scale}, the degradation is x{scale}")

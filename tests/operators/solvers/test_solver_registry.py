@@ -14,15 +14,15 @@ from operators.priors.embedded import EmbeddedPixelPrior
 from operators.registry import UnknownNameError
 from operators.solvers import CONFIGS, SOLVERS, get_solver, solver_config
 
-NAMES = ["ddnm", "diffpir", "dps", "indigo", "irsde", "langevin", "langevin_video", "latent_dps", "pnp_ula", "reld", "ud2m"]
+NAMES = ["conditional", "ddnm", "diffpir", "dps", "indigo", "irsde", "langevin", "langevin_video", "latent_dps", "pnp_ula", "reld", "ud2m"]
 NFE = {"pnp_ula": 12, "langevin": 4, "langevin_video": 4, "ud2m": 6}  # others: 5
 CONFIG = {"ud2m": {"unfolding": "untrained"},  # no trained unfolding in the tests (tests/.../test_ud2m.py)
           "indigo": {"weights": "untrained"},
-          "irsde": {"weights": "untrained"}}  # a fresh network: eps = its closed-form linear guess  # the plain Haar INN (tests/operators/solvers/test_indigo.py)
+          "irsde": {"weights": "untrained"}, "conditional": {"weights": "untrained"}}  # a fresh network: eps = its closed-form linear guess  # the plain Haar INN (tests/operators/solvers/test_indigo.py)
 BACKWARD = {"dps", "latent_dps"}
 DETERMINISTIC = {"reld"}
 OWN_NETWORK = {"conditional", "irsde"}  # blind solvers that run their own trained network, not the prior
-LATENT_OK = {"indigo", "irsde", "langevin", "langevin_video", "latent_dps", "reld"}
+LATENT_OK = {"conditional", "indigo", "irsde", "langevin", "langevin_video", "latent_dps", "reld"}
 
 
 def solve(name, y, op, prior, seed=0, callback=None, **cfg):
@@ -32,7 +32,7 @@ def solve(name, y, op, prior, seed=0, callback=None, **cfg):
 
 def test_registry_lists_every_solver():
     assert SOLVERS.names() == NAMES and sorted(CONFIGS) == NAMES
-    with pytest.raises(UnknownNameError, match="valid choices: ddnm, diffpir, dps"):
+    with pytest.raises(UnknownNameError, match="valid choices: conditional, ddnm, diffpir, dps"):
         get_solver("ddim")
 
 
