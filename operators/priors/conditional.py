@@ -152,3 +152,20 @@ class ConditionalPrior(Prior):
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, prompt: str | None) -> torch.Tensor:
         x, mu = x[:, :3], x[:, 3:]
         return (self.net(2 * x - 1, 2 * sigma.to(x.dtype), 2 * mu - 1) + 1) / 2
+
+
+class BoundConditionalPrior(Prior):
+    """D(x, sigma | mu) with mu fixed: the conditional model as an ordinary pixel prior for one
+    batch of LQ images (mu: (B, 3, H, W) in [0, 1]). LatentINDIGO guides DiffBIR, a diffusion
+    model conditioned on the LQ image (ControlNet); this is restoray's conditioned denoiser in
+    that role. ``inner``: a :class:`ConditionalPrior`, possibly tiled (one NFE per call)."""
+
+    name = "conditional"
+
+    def __init__(self, inner: Prior, mu: torch.Tensor):
+        super().__init__()
+        self.inner, self.mu = inner, mu
+        self.sigma_min, self.sigma_max = inner.sigma_min, inner.sigma_max
+
+    def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, prompt: str | None) -> torch.Tensor:
+        return self.inner.denoise(torch.cat([x, self.mu.to(x.dtype)], dim=1), sigma)

@@ -39,10 +39,16 @@ class IndigoConfig(SolverConfig):
     the steps with z0 <- E(Dec(z0)) (latent priors; 15 of 50 in the paper); ``refine_steps``
     Adam steps (``refine_lr``) on a per-image copy of the INN in the first half. ``tile`` > 0:
     D on ``tile`` x ``tile`` latent tiles, ``tile_overlap`` apart at least, Gaussian-weighted
-    (Alg. 3); 0: the usual whole-latent call (``tile_max_pixels`` tiling)."""
+    (Alg. 3); 0: the usual whole-latent call (``tile_max_pixels`` tiling).
+    ``denoiser``: ``prior``, the job's prior (unconditional: it sees the LQ only through the start
+    and the guidance); ``conditional``, the conditional direct-diffusion model of
+    ``conditional_weights`` (None: the shipped one) bound to the upsampled LQ, the role DiffBIR's
+    ControlNet-conditioned model has in the paper (pixel space; the job's prior is unused)."""
 
     inn: Literal["pixel", "latent"] = "pixel"
     weights: str | None = None
+    denoiser: Literal["prior", "conditional"] = "prior"
+    conditional_weights: str | None = None
     sigma_start: float = 0.4
     sigma_min: float | None = None
     rho: float = 7.0
@@ -58,6 +64,8 @@ class IndigoConfig(SolverConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.denoiser not in ("prior", "conditional"):
+            raise ValueError(f"denoiser must be 'prior' or 'conditional', got {self.denoiser!r}")
         if self.inn not in DEFAULT_WEIGHTS:
             raise ValueError(f"inn must be 'pixel' or 'latent', got {self.inn!r}")
         if self.sigma_start <= 0 or min(self.step, self.w_y, self.w_p, self.refine_steps) < 0 or self.refine_lr <= 0:
@@ -131,19 +139,34 @@ def refine(model: INN, opt: torch.optim.Optimizer | None, v: torch.Tensor, targe
 def pixel_guidance(inn: INN, prior: Prior, z0: torch.Tensor, y: torch.Tensor, e: torch.Tensor,
                    size: tuple[int, int], cfg: IndigoConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Alg. 1 lines 5-8: x = Dec(z0), (c, d) = g(x), x_inv = g^-1(y, d);
-    z0 <- z0 - step grad_z0 [w_y s^2 ||y - c||^2 + w_p ||x_inv - x||^2] (y's term counted per HQ
+    z0 <- z0 - t grad_z0 [w_y s^2 ||y - c||^2 + w_p ||x_inv - x||^2] (y's term counted per HQ
     pixel, s^2 of them per LQ pixel, so both terms have the same units; x_inv is the target, no
     gradient through it). The paper's second term is an LPIPS distance; no LPIPS backbone ships
-    with restoray, so it is this plain L2 distance. Returns (z0, ||y - c|| per image)."""
+    with restoray, so it is this plain L2 distance. t starts at ``step`` and is quartered until
+    the loss does not rise (at most 8 times; else no move): a trained INN's coarse map can be
+    steep (a fixed step of 0.2 diverged with the shipped PixelINN, 0.002 did not). Returns
+    (z0, ||y - c|| per image before the step)."""
+    def loss_of(z: torch.Tensor, x_inv: torch.Tensor | None = None):
+        x = common.decode(prior, z, size)
+        c, d = inn(x, e=e)
+        if x_inv is None:
+            x_inv = inn.inverse(fit(y, c), d, e=e, size=size).detach()
+        r = fit(c, y) - y
+        return cfg.w_y * inn.config.scale**2 * r.pow(2).sum() + cfg.w_p * (x_inv - x).pow(2).sum(), r, x_inv
+
     with torch.enable_grad():
         z0 = z0.detach().requires_grad_(True)
-        x = common.decode(prior, z0, size)
-        c, d = inn(x, e=e)
-        x_inv = inn.inverse(fit(y, c), d, e=e, size=size).detach()
-        r = fit(c, y) - y
-        loss = cfg.w_y * inn.config.scale**2 * r.pow(2).sum() + cfg.w_p * (x_inv - x).pow(2).sum()
+        loss, r, x_inv = loss_of(z0)
         (grad,) = torch.autograd.grad(loss, z0)
-    return (z0 - cfg.step * grad).detach(), r.detach().flatten(1).norm(dim=1)
+    t, z0 = cfg.step, z0.detach()
+    with torch.no_grad():
+        for _ in range(8):
+            moved = z0 - t * grad
+            new_loss, _, _ = loss_of(moved, x_inv)
+            if float(new_loss) <= float(loss):
+                return moved, r.detach().flatten(1).norm(dim=1)
+            t /= 4
+    return z0, r.detach().flatten(1).norm(dim=1)
 
 
 def latent_guidance(inn: INN, z0: torch.Tensor, z_mu: torch.Tensor, e: torch.Tensor,
@@ -153,6 +176,18 @@ def latent_guidance(inn: INN, z0: torch.Tensor, z_mu: torch.Tensor, e: torch.Ten
     c, d = inn(z0, e=e)
     z_inv = inn.inverse(z_mu, d, e=e)
     return z0 + eta * (z_inv - z0), (c - z_mu).flatten(1).norm(dim=1)
+
+
+def conditioned(cfg: IndigoConfig, y: torch.Tensor, scale: int, size: tuple[int, int]) -> Prior:
+    """The conditional model of ``cfg.conditional_weights`` bound to mu = upsample(y) (its D
+    calls tiled as ``prepare`` would tile the prior's)."""
+    from operators.priors.conditional import BoundConditionalPrior, ConditionalPrior
+    from operators.solvers.conditional import conditional_model
+
+    net = conditional_model(cfg.conditional_weights, scale).to(y.device)
+    if net.conditional.scale != scale:
+        raise ValueError(f"solver 'indigo': the conditional model restores x{net.conditional.scale}, the task is x{scale}")
+    return BoundConditionalPrior(prepare(ConditionalPrior(net), cfg), upsample(y, size))
 
 
 def prepare(prior: Prior, cfg: IndigoConfig) -> TiledPrior:
@@ -180,8 +215,10 @@ def solve_indigo(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe
     nfe = common.check_nfe(nfe, "indigo")
     view = blind_view(degradation)
     size = tuple(view.input_shape(tuple(y.shape))[-2:])
+    if cfg.denoiser == "conditional":
+        prior = conditioned(cfg, y, view.scale, size)
     inn = inn_model(cfg, prior, view.scale, y.shape[1], y.device)
-    prior = prepare(prior, cfg)
+    prior = prepare(prior, cfg) if cfg.denoiser == "prior" else prior
     sigmas = common.sigma_schedule(prior, nfe, cfg.sigma_min, cfg.sigma_start, cfg.rho)
     with torch.no_grad():
         z_mu = common.encode(prior, upsample(y, size))

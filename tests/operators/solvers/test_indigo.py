@@ -60,6 +60,35 @@ def test_untrained_pixel_guidance_projects_the_coarse_band_onto_y():
     assert residual(inn, x_new, y, e) < 1e-5
 
 
+def test_a_steep_inn_never_makes_the_guidance_loss_rise():
+    """Weights 5x the near-Haar ones: a plain step of 0.2 overshoots (loss 2.8e4 -> 3.2e7); backtracking keeps the
+    step's loss at or below the start's (x_inv held fixed, as in the step)."""
+    inn = random_inn(std=0.1)
+    x, y = smooth((1, 3, 32, 32), seed=3), problem()[1]
+    e = inn.embed(y)
+    c, d = inn(x, e=e)
+    x_inv = inn.inverse(y, d, e=e, size=(32, 32))
+
+    def loss(v):
+        return float(16 * (inn(v, e=e).c - y).pow(2).sum() + (x_inv - v).pow(2).sum())
+
+    x_new, _ = pixel_guidance(inn, gaussian_prior(), x, y, e, (32, 32), IndigoConfig(step=0.2))
+    assert loss(x_new) <= loss(x) and torch.isfinite(x_new).all()
+
+
+def test_conditional_denoiser_replaces_the_prior():
+    """``denoiser: conditional``: the conditional model bound to upsample(y) is the denoiser;
+    the job's prior is never called; deterministic, x4 output, one NFE per step."""
+    y = problem()[1]
+    prior = gaussian_prior()
+    cfg = IndigoConfig(denoiser="conditional", conditional_weights="untrained", weights="untrained")
+    out = solve_indigo(y, Blind(4), prior, nfe=3, generator=gen(1), config=cfg)
+    assert out.x.shape == (1, 3, 32, 32) and out.nfe == 3 and prior.nfe.forward == 0
+    assert torch.equal(out.x, solve_indigo(y, Blind(4), prior, nfe=3, generator=gen(1), config=cfg).x)
+    with pytest.raises(ValueError, match="denoiser"):
+        IndigoConfig(denoiser="nope")
+
+
 @pytest.mark.parametrize("latent", [False, True], ids=["pixel-prior", "latent-prior"])
 def test_pixel_guidance_steps_reduce_the_residual(latent):
     inn, prior = random_inn(), gaussian_prior(latent=latent)
