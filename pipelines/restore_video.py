@@ -124,12 +124,15 @@ class RestoreVideoJob(StreamingJob):
         from pipelines.stages.video_load import SegmentLoadStage
 
         cfg = self.cfg
-        ds = ds.map_batches(SegmentLoadStage(cfg.degradation, cfg.synthesize, cfg.seed, cfg.storage), batch_size=1)
+        # load / finish tasks: at most one per actor at a time, so the job's worker processes (each
+        # with torch and PyAV loaded) are set by the config, not by the clip's length
+        io = {"batch_size": 1, "concurrency": max(1, cfg.ray.actors)}
+        ds = ds.map_batches(SegmentLoadStage(cfg.degradation, cfg.synthesize, cfg.seed, cfg.storage), **io)
         ds = ds.map_batches(VideoRestoreActor, fn_constructor_kwargs={
             "solver": cfg.solver, "prior": cfg.prior, "video_prior": cfg.video_prior, "seed": cfg.seed,
             "device": "cuda" if cfg.ray.num_gpus else "cpu", "torch_threads": cfg.ray.torch_threads,
             "cut_threshold": cfg.cut_threshold}, **{**actor_pool_args(cfg.ray), "batch_size": 1})
-        return ds.map_batches(SegmentFinishStage(cfg.output, self.compare_clips(), cfg.storage), batch_size=1)
+        return ds.map_batches(SegmentFinishStage(cfg.output, self.compare_clips(), cfg.storage), **io)
 
     def compare_clips(self) -> tuple[str, ...]:
         return tuple(c.clip_id for c in self.clips[: self.cfg.comparisons])

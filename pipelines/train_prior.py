@@ -26,6 +26,7 @@ class TrainPriorConfig:
     pairs: str | None = None                      # paired models: a synth-pairs output (wins over data)
     degradation: dict = field(default_factory=lambda: {"name": "realesrgan"})  # paired: LQ made on the fly
     scales: list[int] = field(default_factory=lambda: [4])  # paired: LQ scales (one drawn per batch)
+    latent_prior: dict | None = None              # latent_inn: the latent prior whose latent space it learns
     grey: bool = False
     limit_images: int | None = None
     patch: int = 64
@@ -87,12 +88,18 @@ class TrainPriorConfig:
     def _check_paired(self) -> None:
         """Paired models: the degradation spec, scales, and one loss on a tiny batch of each scale,
         so a model that cannot train on these pairs fails here, naming the key."""
+        from pipelines.prior_files import check_prior_files
         from pipelines.registry_check import check_degradation
         from pipelines.training.paired_objective import PAIRED, build_paired
 
         if self.model not in PAIRED:
             return
         check_degradation(self.degradation, "degradation")
+        if self.latent_prior is not None:
+            from pipelines.registry_check import check_prior
+
+            check_prior(self.latent_prior, "latent_prior")
+            check_prior_files(self.latent_prior, "latent_prior")
         if not self.scales or any(s not in (1, 2, 4) for s in self.scales):
             raise ConfigError(f"config key 'scales': a list of LQ scales from 1, 2, 4, got {self.scales}")
         if self.patch % (4 * max(self.scales)):

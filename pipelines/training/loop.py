@@ -116,6 +116,7 @@ def train_loop(cfg: dict) -> None:
         meta = {"steps": step + 1, "train_seconds": round(time.perf_counter() - t0, 1), "data": cfg.get("data_label", cfg["data"]),
                 "patch": cfg["patch"], "batch_size": cfg["batch_size"]}
         if cfg["model"] in PAIRED:
-            meta.update({"pairs": cfg.get("pairs"), "degradation": cfg["degradation"], "scales": cfg["scales"]})
+            meta.update({"pairs": cfg.get("pairs"), "degradation": cfg["degradation"], "scales": cfg["scales"],
+                         "latent_prior": cfg.get("latent_prior")})
         os.makedirs(os.path.dirname(os.path.abspath(cfg["output"])), exist_ok=True)
         obj.save(ema, cfg["output"], extra=meta)

@@ -4,8 +4,9 @@ Each kind is one module under ``operators/priors`` with the same four functions 
 ``training_loss``, ``save``, ``load``); this file only binds one to the train-prior loop:
 
 - ``inn``: PixelINN, the lifting-scheme invertible network of LatentINDIGO (x4, Haar split);
-- ``latent_inn``: LatentINN (undecimated split) on the latents of ``codec`` (a trained
-  autoencoder's weights), or on pixels (upsampled LQ, scale 1) when no codec is given;
+- ``latent_inn``: LatentINN (undecimated split) in the latent space of ``latent_prior`` (a prior
+  spec, e.g. ``{name: embedded_latent}``: its codec with the prior's shift and scale, so the
+  INN sees the latents indigo guides), or on pixels (upsampled LQ, scale 1) without one;
 - ``conditional``: the EDM denoiser conditioned on the upsampled LQ (SR3 / Palette);
 - ``irsde``: the IR-SDE noise network eps(x_t, mu, t) (Luo et al. 2023).
 """
@@ -46,14 +47,25 @@ class PairedObjective:
         self.module.save(model, path, extra=meta)
 
 
-def net_config(cfg: dict) -> dict:
+def latent_codec(cfg: dict):
+    """The codec (with its latent scaling) of the ``latent_prior`` a latent_inn config names."""
+    if cfg["model"] != "latent_inn" or not cfg.get("latent_prior"):
+        return None
+    from operators.priors import build_prior
+
+    prior = build_prior(dict(cfg["latent_prior"]))
+    if prior.codec is None:
+        raise ValueError(f"latent_prior {cfg['latent_prior'].get('name')!r} is a pixel prior; a latent_inn "
+                         "for a pixel prior trains without latent_prior (on pixels)")
+    return prior.codec.requires_grad_(False)
+
+
+def net_config(cfg: dict, codec=None) -> dict:
     """The model's config keys: the kind's defaults, the ``net`` section, and the channel count
     of the codec's latents for a latent INN."""
     net = {**NET_DEFAULTS.get(cfg["model"], {}), **dict(cfg.get("net") or {})}
-    if cfg["model"] == "latent_inn" and cfg.get("codec"):
-        from operators.priors.autoencoder import load_autoencoder
-
-        net.setdefault("channels", load_autoencoder(cfg["codec"]).config.latent_channels)
+    if codec is not None:
+        net.setdefault("channels", codec.latent_channels)
     return net
 
 
@@ -61,10 +73,6 @@ def build_paired(cfg: dict) -> PairedObjective:
     """A fresh model of kind ``cfg["model"]`` (or ``init_weights`` to fine-tune) and its loss."""
     kind = cfg["model"]
     module = method_module(kind)
-    model = module.load(cfg["init_weights"]) if cfg.get("init_weights") else module.build(net_config(cfg))
-    codec = None
-    if kind == "latent_inn" and cfg.get("codec"):
-        from operators.priors.autoencoder import load_autoencoder
-
-        codec = load_autoencoder(cfg["codec"]).requires_grad_(False)
+    codec = latent_codec(cfg)
+    model = module.load(cfg["init_weights"]) if cfg.get("init_weights") else module.build(net_config(cfg, codec))
     return PairedObjective(model.train(), kind, module, codec)

@@ -73,6 +73,23 @@ def test_each_paired_kind_trains_and_loads(tmp_path, kind):
     assert sum(p.numel() for p in model.parameters()) > 0
 
 
+def test_latent_inn_learns_the_latent_space_of_its_prior(tmp_path):
+    """With ``latent_prior`` the INN works on that prior's scaled latents (channels from its codec),
+    and the spec is kept in the weights' metadata."""
+    from pipelines.training.loop import train_loop
+
+    data = _images(tmp_path / "data")
+    cfg = _cfg(tmp_path, data, "latent_inn", scales=[4], steps=2, patch=32, latent_prior={"name": "embedded_latent"})
+    fit_local(train_loop, cfg)
+    model = method_module("latent_inn").load(cfg.output)
+    from operators.priors import build_prior
+    from safetensors import safe_open
+
+    assert model.config.channels == build_prior({"name": "embedded_latent"}).channels
+    with safe_open(cfg.output, framework="pt") as f:
+        assert json.loads(f.metadata()["latent_prior"]) == {"name": "embedded_latent"}
+
+
 def test_a_paired_loss_decreases(tmp_path):
     """30 steps of the PixelINN on a fixed stream of pairs: the mean loss of the last ten steps
     is below that of the first ten."""
