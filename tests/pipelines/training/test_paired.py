@@ -19,8 +19,8 @@ from tests.pipelines.training.local_fit import fit_local
 
 TINY = {"inn": {"width": 8, "embed_dim": 8}, "latent_inn": {"width": 8, "embed_dim": 8},
         "conditional": {"unet": {"channels": [8, 16], "blocks": [1, 1], "emb_dim": 16, "fourier_features": 8}},
-        "irsde": {"unet": {"channels": [8, 16], "blocks": [1, 1], "emb_dim": 16, "fourier_features": 8}}}
-SCALES = {"inn": [4], "latent_inn": [4, 1], "conditional": [4, 1], "irsde": [4, 1]}
+        "irsde": {"channels": [8, 16], "blocks": [1, 1], "emb_dim": 16, "fourier_features": 8}}
+SCALES = {"inn": [4], "latent_inn": [4, 1], "conditional": [4], "irsde": [4, 1]}
 
 
 def _cfg(tmp_path, data, kind, cls=TrainPriorConfig, **kw):
@@ -109,6 +109,8 @@ def test_train_inn_defaults_and_config_errors(tmp_path):
         _cfg(tmp_path, data, "inn", scales=[1])  # the Haar PixelINN is x4 only
     with pytest.raises(ConfigError, match="scales"):
         _cfg(tmp_path, data, "conditional", scales=[3])
+    with pytest.raises(ConfigError, match=r"scales.*\[4, 1\]"):  # a conditional model is trained for one scale
+        _cfg(tmp_path, data, "conditional", scales=[4, 1])
     with pytest.raises(ConfigError, match="patch"):
         _cfg(tmp_path, data, "conditional", patch=36)
     with pytest.raises(ConfigError, match="degradation"):
