@@ -40,13 +40,19 @@ DEFAULT_UNET = EDMUNetConfig(in_channels=6, out_channels=3, channels=(24, 48, 96
 class ConditionalConfig(JsonConfig):
     """``scale``: LQ -> HQ factor; ``target``: what the diffusion runs on (module docstring);
     ``p_mean``, ``p_std``: training ln sigma ~ N(p_mean, p_std^2) (EDM's P_mean, P_std, network
-    units; wide enough that the few-step sampler's sigma_max = 8 is trained); ``unet``: the backbone (keys given override :data:`DEFAULT_UNET`; its sigma_data is
-    that of the target: about 0.25 for the x4 residual, 0.5 with target image)."""
+    units); ``p_top``, ``sigma_top``: the share of training samples drawn at sigma_top instead
+    (default 8, the few-step sampler's start = 4 in image units), where D is the regression
+    E[x | mu] that a 1-2 NFE restoration returns; the log-normal alone puts ~3% of the samples
+    above 7 and left that estimate below bicubic after 2,200 CPU steps (20.60 vs 20.70 dB on 8
+    BSDS400 training crops). ``unet``: the backbone (keys given override :data:`DEFAULT_UNET`;
+    its sigma_data is that of the target: about 0.25 for the x4 residual, 0.5 with target image)."""
 
     scale: int = 4
     target: Literal["residual", "image"] = "residual"
     p_mean: float = -1.0
     p_std: float = 1.6
+    p_top: float = 0.25
+    sigma_top: float = 8.0
     unet: EDMUNetConfig = field(default_factory=lambda: DEFAULT_UNET)
 
     def __post_init__(self):
@@ -60,8 +66,9 @@ class ConditionalConfig(JsonConfig):
             raise ValueError(f"scale must be 1, 2 or 4, got {self.scale}")
         if self.target not in ("residual", "image"):
             raise ValueError(f"target must be 'residual' or 'image', got {self.target!r}")
-        if self.p_std <= 0:
-            raise ValueError(f"p_std must be > 0, got {self.p_std}")
+        if self.p_std <= 0 or not 0 <= self.p_top <= 1 or self.sigma_top <= 0:
+            raise ValueError(f"need p_std > 0, p_top in [0, 1], sigma_top > 0, got {self.p_std}, {self.p_top}, "
+                             f"{self.sigma_top}")
 
 
 class ConditionalUNet(EDMUNet):
@@ -98,7 +105,8 @@ def condition(lq: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def training_loss(model: torch.nn.Module, hq: torch.Tensor, lq: torch.Tensor,
                   generator: torch.Generator) -> torch.Tensor:
     """EDM loss on hq given mu (Karras et al. 2022, Eq. 2 with Table 1's lambda(sigma)):
-    E lambda(sigma) ||D(x0 + sigma n, sigma | mu) - x0||^2, ln sigma ~ N(p_mean, p_std^2).
+    E lambda(sigma) ||D(x0 + sigma n, sigma | mu) - x0||^2, ln sigma ~ N(p_mean, p_std^2), or
+    sigma = sigma_top with probability p_top.
     hq: (B, 3, P, P), lq: (B, 3, P / scale, P / scale), both in [0, 1]; noise from ``generator``."""
     net = _unwrap(model)
     s = net.conditional.scale
@@ -106,7 +114,9 @@ def training_loss(model: torch.nn.Module, hq: torch.Tensor, lq: torch.Tensor,
         raise ValueError(f"a x{s} model needs hq {tuple(hq.shape)} = {s} x lq {tuple(lq.shape)}")
     x0, mu = 2 * hq - 1, condition(lq, hq.shape[-2:])
     n = torch.randn(x0.shape[0], generator=generator).to(x0.device)
-    sigma = (net.conditional.p_mean + net.conditional.p_std * n).exp()
+    c = net.conditional
+    top = torch.rand(x0.shape[0], generator=generator).to(x0.device) < c.p_top
+    sigma = torch.where(top, torch.full_like(n, c.sigma_top), (c.p_mean + c.p_std * n).exp())
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)
     d = model(x0 + sigma.view(-1, 1, 1, 1) * eps, sigma, mu)
     return (net.loss_weight(sigma).view(-1, 1, 1, 1) * (d - x0) ** 2).mean()
