@@ -106,7 +106,7 @@ def training_loss(model: torch.nn.Module, hq: torch.Tensor, lq: torch.Tensor,
                   generator: torch.Generator) -> torch.Tensor:
     """EDM loss on hq given mu (Karras et al. 2022, Eq. 2 with Table 1's lambda(sigma)):
     E lambda(sigma) ||D(x0 + sigma n, sigma | mu) - x0||^2, ln sigma ~ N(p_mean, p_std^2), or
-    sigma = sigma_top with probability p_top.
+    with probability p_top sigma = sigma_top and the input mu + sigma n (the sampler's start).
     hq: (B, 3, P, P), lq: (B, 3, P / scale, P / scale), both in [0, 1]; noise from ``generator``."""
     net = _unwrap(model)
     s = net.conditional.scale
@@ -118,7 +118,11 @@ def training_loss(model: torch.nn.Module, hq: torch.Tensor, lq: torch.Tensor,
     top = torch.rand(x0.shape[0], generator=generator).to(x0.device) < c.p_top
     sigma = torch.where(top, torch.full_like(n, c.sigma_top), (c.p_mean + c.p_std * n).exp())
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)
-    d = model(x0 + sigma.view(-1, 1, 1, 1) * eps, sigma, mu)
+    # at sigma_top the input is what the sampler starts from, mu + sigma n: there D learns
+    # E[x | mu] from mu alone (from x0 + sigma n it reads the residual x0 - mu out of the noise by
+    # averaging over the patch, which mu + sigma n does not carry: 19.7 vs 19.1 dB, measured)
+    start = torch.where(top.view(-1, 1, 1, 1), mu, x0)
+    d = model(start + sigma.view(-1, 1, 1, 1) * eps, sigma, mu)
     return (net.loss_weight(sigma).view(-1, 1, 1, 1) * (d - x0) ** 2).mean()
 
 
