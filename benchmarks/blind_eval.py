@@ -30,12 +30,19 @@ from operators.solvers import get_solver, solver_config
 REPO = Path(__file__).resolve().parents[1]
 EVAL = REPO.parent / "shared" / "data" / "eval"
 WRONG = {"name": "sr", "scale": 4, "noise_sigma": 0.02}
-METHODS = {  # name -> (solver, nfe, config, assumed operator)
-    "langevin told bicubic x4": ("langevin", 8, {}, WRONG),
-    "indigo (PixelINN)": ("indigo", 10, {"inn": "pixel"}, None),
-    "indigo (LatentINN)": ("indigo", 10, {"inn": "latent"}, None),
-    "conditional": ("conditional", 8, {}, None),
-    "irsde": ("irsde", 20, {}, None),
+METHODS = {  # name -> (solver, nfe, config, assumed operator, prior)
+    "langevin told bicubic x4": ("langevin", 8, {}, WRONG, "embedded"),
+    "indigo (PixelINN, embedded prior)": ("indigo", 10, {"inn": "pixel", "sigma_start": 0.1}, None, "embedded"),
+    "indigo (PixelINN, conditional model)": ("indigo", 4, {"inn": "pixel", "denoiser": "conditional",
+                                                             "sigma_start": 4.0}, None, "embedded"),
+    "indigo (LatentINN, embedded_latent prior)": ("indigo", 10, {"inn": "latent", "sigma_start": 0.5}, None,
+                                                  "embedded_latent"),
+    "indigo (PixelINN, embedded_latent prior)": ("indigo", 10, {"inn": "pixel", "sigma_start": 0.5}, None,
+                                                 "embedded_latent"),
+    "conditional (1 NFE)": ("conditional", 1, {}, None, "embedded"),
+    "conditional (4 NFE)": ("conditional", 4, {}, None, "embedded"),
+    "irsde (posterior, 5 NFE)": ("irsde", 5, {"sampler": "posterior"}, None, "embedded"),
+    "irsde (Euler-Maruyama, 20 NFE)": ("irsde", 20, {}, None, "embedded"),
 }
 
 
@@ -47,12 +54,18 @@ def load(path: Path, size: int | None = None) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
 
 
-def restore(name: str, y: torch.Tensor, op, prior, seed: int) -> tuple[torch.Tensor, float]:
+PRIORS: dict = {}
+
+
+def restore(name: str, y: torch.Tensor, op, seed: int) -> tuple[torch.Tensor, float]:
     t0 = time.perf_counter()
     if name == "bicubic":
         x = get_baseline("bicubic")(y, op)
     else:
-        solver, nfe, cfg, assume = METHODS[name]
+        solver, nfe, cfg, assume, prior_name = METHODS[name]
+        if prior_name not in PRIORS:
+            PRIORS[prior_name] = build_prior({"name": prior_name})
+        prior = PRIORS[prior_name]
         told = build_degradation(assume) if assume else op
         from operators.solvers import row_config
 
@@ -75,7 +88,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    prior = build_prior({"name": "embedded"})
     rows = {m: {"psnr": [], "ssim": [], "s": []} for m in args.methods}
     lq_stats = {"psnr": [], "ssim": []}
     for f in sorted((EVAL / "CBSD68").glob("*.png"))[: args.images]:
@@ -85,7 +97,7 @@ def main() -> None:
         op = sample_degradation("realesrgan", g, tuple(hq.shape), scale=4)
         y = op.measure(hq, g).clamp(0, 1)
         for m in args.methods:
-            x, s = restore(m, y, op, prior, seed)
+            x, s = restore(m, y, op, seed)
             p, q = quality(hwc(x), hwc(hq))
             rows[m]["psnr"].append(p), rows[m]["ssim"].append(q), rows[m]["s"].append(s)
     print(f"CBSD68 {args.images} crops {args.size}px, Real-ESRGAN x4 chain per image\n")
@@ -99,7 +111,7 @@ def main() -> None:
             y = load(f)
             scores["input (as is)"].append(float(niqe(y)[0]))
             for m in args.methods:
-                x, _ = restore(m, y, Blind(scale=4), prior, derive_seed(0, "blind_eval", f.name))
+                x, _ = restore(m, y, Blind(scale=4), derive_seed(0, "blind_eval", f.name))
                 scores[m].append(float(niqe(x)[0]))
         print(f"\nRealSRSet+5images, the {len(files)} smallest ({', '.join(f.name for f in files)}): NIQE (lower is better)\n")
         print("| method | NIQE |\n|---|---:|")

@@ -67,7 +67,13 @@ def _numel(shape) -> int:
     return n
 
 
+PAIRED_CONFIGS = {"inn": "train-inn.yaml", "latent_inn": "train-latent-inn.yaml",
+                  "conditional": "train-conditional.yaml", "irsde": "train-irsde.yaml"}
+
+
 def _config_for(meta: dict) -> str:
+    if meta.get("training_kind") in PAIRED_CONFIGS:
+        return PAIRED_CONFIGS[meta["training_kind"]]
     kind = meta.get("kind")
     if kind == "autoencoder":
         return "train-codec.yaml"
