@@ -33,7 +33,7 @@ WRONG = {"name": "sr", "scale": 4, "noise_sigma": 0.02}
 METHODS = {  # name -> (solver, nfe, config, assumed operator, prior)
     "langevin told bicubic x4": ("langevin", 8, {}, WRONG, "embedded"),
     "indigo (PixelINN, embedded prior)": ("indigo", 10, {"inn": "pixel", "sigma_start": 0.1}, None, "embedded"),
-    "indigo (PixelINN, conditional model)": ("indigo", 4, {"inn": "pixel", "denoiser": "conditional",
+    "indigo (PixelINN, conditional model)": ("indigo", 2, {"inn": "pixel", "denoiser": "conditional",
                                                              "sigma_start": 4.0}, None, "embedded"),
     "indigo (LatentINN, embedded_latent prior)": ("indigo", 10, {"inn": "latent", "sigma_start": 0.5}, None,
                                                   "embedded_latent"),
