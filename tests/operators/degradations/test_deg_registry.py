@@ -31,6 +31,7 @@ EXAMPLES = {
     "compose": [{"name": "compose", "ops": [{"name": "blur", "sigma": 1.0}, {"name": "sr", "scale": 2},
                                             {"name": "jpeg", "quality": 60}], "noise_sigma": 0.0}],
     "realesrgan": [{"name": "realesrgan", "scale": 4}],
+    "blind": [{"name": "blind", "scale": 4}],
 }
 CASES = [(name, spec) for name in DEGRADATIONS for spec in EXAMPLES.get(name, [None])]
 
@@ -46,6 +47,11 @@ def test_spec_round_trip_same_outputs(name, spec):
     x = torch.rand(1, 3, 16, 16, generator=G(1))
     if name == "video_codec":
         x = x.expand(3, -1, -1, -1)
+    if name == "blind":  # no forward map: the error names it and the blind solvers
+        with pytest.raises(NotImplementedError, match="no forward map.*indigo, conditional, irsde"):
+            op.forward(x)
+        assert op.input_shape((1, 3, 4, 4)) == (1, 3, 16, 16) and op.init_estimate(x[..., :4, :4]).shape == x.shape
+        return
     torch.testing.assert_close(again.forward(x), op.forward(x), rtol=0, atol=0)
 
 
