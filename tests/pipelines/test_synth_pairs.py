@@ -224,7 +224,7 @@ def test_mlflow_run_gets_config_counts_and_rate(first_run, tmp_path):
 def test_config_checks():
     with pytest.raises(ConfigError, match="degradation\\[0\\]' with crop_size 32: sr x3"):
         make_cfg(Path("in"), Path("out"), degradation=[{"name": "sr", "scale": 3}])
-    with pytest.raises(ConfigError, match="unknown degradation 'nope'; valid choices: blur"):
+    with pytest.raises(ConfigError, match="unknown degradation 'nope'; valid choices: blind, blur"):
         make_cfg(Path("in"), Path("out"), degradation={"name": "nope"})
     with pytest.raises(ConfigError, match="'crops_per_image': must be >= 1"):
         make_cfg(Path("in"), Path("out"), crops_per_image=0)
