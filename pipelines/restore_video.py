@@ -124,9 +124,7 @@ class RestoreVideoJob(StreamingJob):
         from pipelines.stages.video_load import SegmentLoadStage
 
         cfg = self.cfg
-        # load / finish tasks: at most one per actor at a time, so the job's worker processes (each
-        # with torch and PyAV loaded) are set by the config, not by the clip's length
-        io = {"batch_size": 1, "concurrency": max(1, cfg.ray.actors)}
+        io = {"batch_size": 1}
         ds = ds.map_batches(SegmentLoadStage(cfg.degradation, cfg.synthesize, cfg.seed, cfg.storage), **io)
         ds = ds.map_batches(VideoRestoreActor, fn_constructor_kwargs={
             "solver": cfg.solver, "prior": cfg.prior, "video_prior": cfg.video_prior, "seed": cfg.seed,
