@@ -156,8 +156,8 @@ def run(cfg: TrainPriorConfig) -> TrainSummary:
 
     loop_cfg = asdict(cfg)
     loop_cfg["data_label"] = cfg.data  # as written in the config, for the weights' metadata
-    for key in ("data", "output", "checkpoint_dir", "codec", "init_weights"):
-        if loop_cfg[key]:
+    for key in ("data", "pairs", "output", "checkpoint_dir", "codec", "init_weights"):
+        if loop_cfg[key] and "://" not in loop_cfg[key]:  # local paths: the workers run elsewhere
             loop_cfg[key] = os.path.abspath(loop_cfg[key])
     if (loop_cfg["teacher"] or {}).get("weights"):  # the workers run elsewhere
         loop_cfg["teacher"] = {**loop_cfg["teacher"], "weights": os.path.abspath(loop_cfg["teacher"]["weights"])}
