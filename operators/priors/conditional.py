@@ -28,8 +28,9 @@ import torch
 
 from operators.degradations.blind import upsample
 from operators.priors.base import Prior
-from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, read_metadata
+from operators.priors.edm_unet import EDMUNet, EDMUNetConfig
 from operators.priors.json_config import JsonConfig
+from operators.priors.model_file import read_model, save_model, unwrap
 
 KIND = "conditional_edm"
 DEFAULT_UNET = EDMUNetConfig(in_channels=6, out_channels=3, channels=(24, 48, 96), blocks=(1, 1, 1),
@@ -86,10 +87,7 @@ class ConditionalUNet(EDMUNet):
 
 def _unwrap(model: torch.nn.Module) -> ConditionalUNet:
     """The ConditionalUNet inside a DDP wrapper (or the model itself)."""
-    net = model.module if hasattr(model, "module") else model
-    if not isinstance(net, ConditionalUNet):
-        raise TypeError(f"expected a ConditionalUNet, got {type(net).__name__}")
-    return net
+    return unwrap(model, ConditionalUNet)
 
 
 def build(config: dict) -> ConditionalUNet:
@@ -129,25 +127,15 @@ def training_loss(model: torch.nn.Module, hq: torch.Tensor, lq: torch.Tensor,
 def save(model: torch.nn.Module, path: str | Path, extra: dict[str, str] | None = None,
          dtype: torch.dtype = torch.float32) -> None:
     """Safetensors with metadata kind and config (JSON); ``extra`` adds strings."""
-    from safetensors.torch import save_file
-
     net = _unwrap(model)
-    meta = {"format": "pt", "kind": KIND, "config": net.conditional.to_json(), **(extra or {})}
-    state = {k: v.detach().to(dtype).contiguous().cpu() for k, v in net.state_dict().items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata=meta)
+    save_model(net, path, KIND, net.conditional.to_json(), extra, dtype)
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> ConditionalUNet:
     """Rebuild a :class:`ConditionalUNet` from its file (eval mode); other kinds are refused."""
-    from safetensors.torch import load_file
-
-    meta = read_metadata(path)
-    if meta.get("kind") != KIND or "config" not in meta:
-        raise ValueError(f"{path} is not a conditional diffusion model file (metadata kind="
-                         f"{meta.get('kind')!r}, expected {KIND!r})")
-    net = ConditionalUNet(ConditionalConfig.from_json(meta["config"]))
-    net.load_state_dict({k: v.float() for k, v in load_file(str(path), device="cpu").items()})
+    config, state = read_model(path, KIND, "a conditional diffusion model")
+    net = ConditionalUNet(ConditionalConfig.from_json(config))
+    net.load_state_dict(state)
     return net.to(device).eval()
 
 

@@ -33,6 +33,7 @@ from operators.priors.inn_blocks import (
     DegradationEncoder, LiftingLevel, haar_merge, haar_split, undecimated_merge, undecimated_split,
 )  # fmt: skip
 from operators.priors.json_config import JsonConfig
+from operators.priors.model_file import read_model, save_model
 from operators.priors.padding import crop_to, pad_to_multiple
 
 KIND = "inn"
@@ -163,23 +164,12 @@ def training_loss(model: INN, hq: torch.Tensor, lq: torch.Tensor, generator: tor
 
 def save(model: INN, path: str | Path, extra: dict[str, str] | None = None) -> None:
     """float32 safetensors; metadata: kind "inn", the JSON config, and ``extra`` strings."""
-    from safetensors.torch import save_file
-
-    meta = {"format": "pt", "kind": KIND, "config": model.config.to_json(), **(extra or {})}
-    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata=meta)
+    save_model(model, path, KIND, model.config.to_json(), extra)
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> INN:
     """Rebuild an :class:`INN` from its file (eval mode); a file of another kind is refused."""
-    from safetensors.torch import load_file
-
-    from operators.priors.edm_unet import read_metadata
-
-    meta = read_metadata(path)
-    if meta.get("kind") != KIND or "config" not in meta:
-        raise ValueError(f"{path} is not an INN file (metadata kind={meta.get('kind')!r}, expected {KIND!r})")
-    model = INN(INNConfig.from_json(meta["config"]))
-    model.load_state_dict(load_file(str(path), device="cpu"))
+    config, state = read_model(path, KIND, "an INN")
+    model = INN(INNConfig.from_json(config))
+    model.load_state_dict(state)
     return model.to(device).eval()

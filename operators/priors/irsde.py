@@ -25,9 +25,11 @@ import torch
 
 from operators.degradations.blind import SCALES, upsample
 from operators.priors.base import Prior
-from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, read_metadata
+from operators.priors.edm_unet import EDMUNet, EDMUNetConfig
 from operators.priors.irsde_schedule import IRSDESchedule, Steps
 from operators.priors.json_config import JsonConfig
+from operators.priors.model_file import read_model, save_model
+from operators.priors.model_file import unwrap as unwrap_model
 from operators.priors.padding import crop_to, pad_to_multiple
 
 KIND = "irsde"
@@ -118,10 +120,7 @@ class IRSDENet(Prior):
 
 def unwrap(model: torch.nn.Module) -> IRSDENet:
     """The IRSDENet inside a DDP wrapper (or the model itself)."""
-    net = model.module if hasattr(model, "module") else model
-    if not isinstance(net, IRSDENet):
-        raise TypeError(f"expected an IRSDENet, got {type(net).__name__}")
-    return net
+    return unwrap_model(model, IRSDENet)
 
 
 def build(config: dict) -> IRSDENet:
@@ -148,22 +147,13 @@ def training_loss(model: torch.nn.Module, hq: torch.Tensor, lq: torch.Tensor,
 
 def save(model: torch.nn.Module, path: str | Path, extra: dict[str, str] | None = None) -> None:
     """float32 safetensors; metadata: kind "irsde", the JSON config, and ``extra`` strings."""
-    from safetensors.torch import save_file
-
     model = unwrap(model)
-    meta = {"format": "pt", "kind": KIND, "config": model.config.to_json(), **(extra or {})}
-    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata=meta)
+    save_model(model, path, KIND, model.config.to_json(), extra)
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> IRSDENet:
     """Rebuild an :class:`IRSDENet` from its file (eval mode); another kind of file raises."""
-    from safetensors.torch import load_file
-
-    meta = read_metadata(path)
-    if meta.get("kind") != KIND or "config" not in meta:
-        raise ValueError(f"{path} is not an IR-SDE model file (metadata kind={meta.get('kind')!r}, want {KIND!r})")
-    model = IRSDENet(IRSDEConfig.from_json(meta["config"]))
-    model.load_state_dict(load_file(str(path), device="cpu"))
+    config, state = read_model(path, KIND, "an IR-SDE model")
+    model = IRSDENet(IRSDEConfig.from_json(config))
+    model.load_state_dict(state)
     return model.to(device).eval()
