@@ -87,3 +87,22 @@ def collate_pairs(items: list[dict]) -> dict:
     batch, i.e. one crop size and one scale), params and id kept as lists."""
     return {"hq": torch.stack([it["hq"] for it in items]), "lq": torch.stack([it["lq"] for it in items]),
             "params": [it["params"] for it in items], "id": [it["id"] for it in items]}
+
+
+class EndlessPairs:
+    """Items of a :class:`PairsDataset` pass after pass, the shards reshuffled every pass (for
+    training loops that count steps, not epochs); an output with no pairs raises."""
+
+    def __init__(self, uri: str, seed: int = 0):
+        self.ds, self.epoch = PairsDataset(uri, shuffle_shards=True, seed=seed), 0
+        self.items: Iterator[dict] = iter(self.ds)
+
+    def next(self) -> dict:
+        for _ in range(2):
+            try:
+                return next(self.items)
+            except StopIteration:
+                self.epoch += 1
+                self.ds.set_epoch(self.epoch)
+                self.items = iter(self.ds)
+        raise ValueError(f"no pairs in the synth-pairs output {self.ds.uri}")

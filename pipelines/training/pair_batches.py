@@ -12,8 +12,6 @@ Two sources, one interface (``sample() -> (hq (B, C, P, P), lq (B, C, P/s, P/s))
 """
 from __future__ import annotations
 
-from typing import Iterator
-
 import torch
 
 from operators.degradations import sample_degradation
@@ -43,21 +41,10 @@ class DegradedPatches:
 class ParquetPatches:
     def __init__(self, uri: str, scales: list[int], patch: int, batch_size: int, generator: torch.Generator,
                  seed: int = 0):
-        from pipelines.pairs_reader import PairsDataset
+        from pipelines.pairs_reader import EndlessPairs
 
-        self.ds = PairsDataset(uri, shuffle_shards=True, seed=seed)
-        self.scales, self.patch, self.batch_size, self.g, self.epoch = list(scales), patch, batch_size, generator, 0
-        self.items: Iterator[dict] = iter(self.ds)
-
-    def _item(self) -> dict:
-        for _ in range(2):
-            try:
-                return next(self.items)
-            except StopIteration:
-                self.epoch += 1
-                self.ds.set_epoch(self.epoch)
-                self.items = iter(self.ds)
-        raise ValueError(f"no pairs in the synth-pairs output {self.ds.uri}")
+        self.pairs = EndlessPairs(uri, seed)
+        self.scales, self.patch, self.batch_size, self.g = list(scales), patch, batch_size, generator
 
     def _crop(self, it: dict) -> Pair:
         hq, lq = it["hq"], it["lq"]
@@ -74,7 +61,7 @@ class ParquetPatches:
                 lq[:, top // s:(top + p) // s, left // s:(left + p) // s])
 
     def sample(self) -> Pair:
-        pairs = [self._crop(self._item()) for _ in range(self.batch_size)]
+        pairs = [self._crop(self.pairs.next()) for _ in range(self.batch_size)]
         shapes = {tuple(lq.shape) for _, lq in pairs}
         if len(shapes) > 1:  # mixed scales in one output: keep the first scale's pairs
             keep = tuple(pairs[0][1].shape)

@@ -8,8 +8,6 @@ model samples its operator per batch too); from Parquet, every pair is its own g
 """
 from __future__ import annotations
 
-from typing import Iterator
-
 import torch
 
 from operators.degradations import build_degradation, sample_degradation
@@ -59,25 +57,19 @@ class ParquetBatches:
     with the operator rebuilt from its params; shards reshuffled every pass, endlessly."""
 
     def __init__(self, uri: str, batch_size: int, seed: int):
-        from pipelines.pairs_reader import PairsDataset
+        from pipelines.pairs_reader import EndlessPairs
 
-        self.ds, self.batch_size, self.epoch = PairsDataset(uri, shuffle_shards=True, seed=seed), batch_size, 0
-        self.items: Iterator[dict] = iter(self.ds)
+        self.pairs, self.batch_size = EndlessPairs(uri, seed), batch_size
 
-    def _item(self) -> dict:
-        for _ in range(2):
-            try:
-                return next(self.items)
-            except StopIteration:
-                self.epoch += 1
-                self.ds.set_epoch(self.epoch)
-                self.items = iter(self.ds)
-        raise ValueError(f"no pairs in the synth-pairs output {self.ds.uri}")
+    @property
+    def epoch(self) -> int:
+        """Passes over the shards completed so far."""
+        return self.pairs.epoch
 
     def next(self) -> list[Group]:
         groups = []
         for _ in range(self.batch_size):
-            it = self._item()
+            it = self.pairs.next()
             op = require_exact_prox(build_degradation(it["params"]), f"pair {it['id']}")
             groups.append((it["hq"][None], it["lq"][None], op))
         return groups
