@@ -17,6 +17,8 @@ from actors.runtime import hwc_to_nchw, nchw_to_hwc, setup_device
 from operators.baselines import baseline_config, get_baseline
 from operators.comparison import std_display
 from operators.degradations import build_degradation
+from operators.degradations.estimated import with_estimate
+from operators.estimators import build_estimator, split_init
 from operators.media import encode_png
 from operators.metrics.quality import quality
 from operators.priors import Prior, build_prior
@@ -110,11 +112,12 @@ class EvaluateActor:
     def prepare(self, row: dict, spec: dict, y: torch.Tensor) -> RowSolve:
         """The solve of a solver method's row (its prior loaded on first use)."""
         deg = spec.get("assume") or json.loads(str(row["degradation"]))  # the operator the solver is told
-        op = build_degradation(deg)
         options = dict(spec["solver"])
         name = options.pop("name")
         posterior, options = split_posterior(options)
         check_posterior(name, posterior)
+        init, options = split_init(options)
+        op = with_estimate(build_degradation(deg), build_estimator(init, str(self.device)))
         return RowSolve(str(row["id"]), y, op, json.dumps(deg, sort_keys=True), name, get_solver(name),
                         self.prior(spec["prior"]), int(spec["nfe"]), row_config(name, options, op)[0], posterior,
                         method=json.dumps(spec, sort_keys=True))

@@ -9,6 +9,8 @@ from actors.batching import RowSolve, check_solve_batch, solve_rows
 from actors.columns import batch_to_rows, error_fields, pack, rows_to_batch, unpack
 from actors.runtime import hwc_to_nchw, nchw_to_hwc, setup_device
 from operators.degradations import build_degradation
+from operators.degradations.estimated import with_estimate
+from operators.estimators import build_estimator, split_init
 from operators.priors import build_prior
 from operators.solvers import get_solver, row_config
 from operators.solvers.posterior import check_posterior, split_posterior
@@ -18,7 +20,7 @@ class RestoreActor:
     """Callable class for ``map_batches``: rows with ``lq`` and ``degradation`` in; ``restored``,
     ``std`` (the posterior std, b"" when none), ``samples`` and ``estimate`` out.
 
-    solver: {name, nfe, samples, estimate, preset, ...solver config keys}, the config resolved
+    solver: {name, nfe, samples, estimate, preset, init, ...solver config keys}, the config resolved
     per row against its degradation's preset (``preset`` / ``solver_config`` out); prior: {name, ...}. Rows that
     already carry an error pass through untouched; a row whose solve fails becomes an error row
     (stage "restore"). ``solve_batch``: at most this many rows of one call share a solve
@@ -34,6 +36,8 @@ class RestoreActor:
         self.solve = get_solver(self.solver_name)
         self.posterior, spec = split_posterior(spec)
         check_posterior(self.solver_name, self.posterior)
+        init, spec = split_init(spec)
+        self.estimator = build_estimator(init, str(self.device))
         self.spec = spec  # solver config keys (and preset); resolved per row by its degradation
         row_config(self.solver_name, spec, None)  # bad keys fail here, not on every row
         self.prior_spec = dict(prior)
@@ -82,7 +86,7 @@ class RestoreActor:
         """The row's solve (its preset and config recorded in ``out``)."""
         y = hwc_to_nchw(unpack(row["lq"]), self.device)
         spec = json.loads(str(row["degradation"]))
-        op = build_degradation(spec)
+        op = with_estimate(build_degradation(spec), self.estimator)  # init: a learned start
         config, out["preset"] = row_config(self.solver_name, self.spec, op)
         out["solver_config"] = json.dumps(config.to_dict(), sort_keys=True)
         return RowSolve(str(row["id"]), y, op, json.dumps(spec, sort_keys=True), self.solver_name, self.solve,

@@ -24,6 +24,8 @@ from actors.columns import batch_to_rows, error_fields, pack, rows_to_batch, unp
 from actors.runtime import setup_device
 from operators.baselines import BASELINES, baseline_config
 from operators.degradations import build_degradation
+from operators.degradations.estimated import with_estimate
+from operators.estimators import build_estimator, split_init
 from operators.priors import build_prior
 from operators.seeding import make_generator
 from operators.solvers import get_solver, row_config
@@ -61,6 +63,10 @@ class VideoRestoreActor:
         self.overlap = int(spec.get("overlap", 2 if self.name == WINDOWED else 0))
         if self.name != WINDOWED:
             spec.pop("window", None), spec.pop("overlap", None)
+        init, spec = split_init(spec)  # a learned start (operators.estimators), solvers only
+        self.estimator = build_estimator(init, str(self.device))
+        if init is not None and (self.name == VIDEO_DENOISER or self.name in BASELINES.names()):
+            raise ValueError(f"solver.init applies to diffusion solvers, not to {self.name!r}")
         self.spec, self.seed, self.cut_threshold = spec, seed, cut_threshold
         self.video_prior = load_video_prior(video_prior, str(self.device))
         if self.name == VIDEO_DENOISER:
@@ -120,6 +126,7 @@ class VideoRestoreActor:
                 cfg = baseline_config(self.name, **self.spec)
                 x, nfe, config = BASELINES.get(self.name)(y, op, config=cfg), 0, cfg
             else:
+                op = with_estimate(op, self.estimator)
                 config, _ = row_config(self.name, self.spec, op)
                 kwargs = {}
                 if self.name == WINDOWED:

@@ -23,7 +23,8 @@ EVAL_CONFIG = REPO / "configs" / "evaluate.yaml"
 
 # Tasks beyond the evaluate grid's, so a family's preset is not fitted to one noise level:
 # the quickstart's noisy x2 SR next to the grid's x4 SR at noise 0.01.
-EXTRA_TASKS = [{"name": "sr_x2_noisy", "degradation": {"name": "sr", "scale": 2, "noise_sigma": 0.05}}]
+EXTRA_TASKS = [{"name": "sr_x2_noisy", "degradation": {"name": "sr", "scale": 2, "noise_sigma": 0.05}},
+               {"name": "sr_x4_noisy", "degradation": {"name": "sr", "scale": 4, "noise_sigma": 0.03}}]
 
 
 def tasks() -> dict[str, dict]:
@@ -76,10 +77,13 @@ def degrade(task_spec: dict, crop: np.ndarray, index: int) -> tuple[object, torc
 
 
 def score(solver: str, task: str, keys: dict, nfe: int, prior: dict | None = None,
-          crops: list[np.ndarray] | None = None) -> dict[str, float]:
-    """{"psnr": mean restored PSNR, "input_psnr": mean PSNR of init_estimate(y)} over crops."""
+          crops: list[np.ndarray] | None = None, init: dict | None = None) -> dict[str, float]:
+    """{"psnr": mean restored PSNR, "input_psnr": mean PSNR of init_estimate(y)} over crops;
+    ``init``: a learned initial estimator (a solver's ``init:`` key; operators.estimators)."""
     import json
 
+    from operators.degradations.estimated import with_estimate
+    from operators.estimators import build_estimator
     from operators.solvers import get_solver, solver_config
     from operators.solvers.presets import resolve_spec
     from operators.seeding import make_generator
@@ -87,9 +91,11 @@ def score(solver: str, task: str, keys: dict, nfe: int, prior: dict | None = Non
     crops = crops if crops is not None else training_crops()
     prior_obj = _prior(json.dumps(prior or {"name": "embedded"}, sort_keys=True))
     spec = tasks()[task]
+    estimator = build_estimator(init)
     got, base = [], []
     for i, crop in enumerate(crops):
         op, y = degrade(spec, crop, i)
+        op = with_estimate(op, estimator)
         cfg_keys, _ = resolve_spec(solver, {"preset": "none", **keys}, op)
         cfg = solver_config(solver, **cfg_keys)
         with torch.no_grad():
@@ -107,11 +113,13 @@ def main() -> None:
     ap.add_argument("--nfe", type=int, default=20)
     ap.add_argument("--prior", default="embedded")
     ap.add_argument("--set", action="append", default=[], help="key=value (YAML value)")
+    ap.add_argument("--init", default=None, help="a learned initial estimator (imdn)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     keys = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
-    print(score(args.solver, args.task, keys, args.nfe, {"name": args.prior}))
+    init = {"name": args.init} if args.init else None
+    print(score(args.solver, args.task, keys, args.nfe, {"name": args.prior}, init=init))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 configs/presets.yaml (and a log of every trial next to it in runs/).
 
     python benchmarks/tune_presets.py [--solvers langevin diffpir ddnm] [--tasks denoise sr_x4]
-                                      [--samples 16] [--crops 4] [--size 128] [--write]
+                                      [--samples 16] [--crops 4] [--size 128] [--init imdn] [--write]
 
 One Tune experiment per (solver, task): random search (Tune's BasicVariantGenerator) over the
 space below, objective = mean PSNR of benchmarks/preset_objective.score on the crops, one CPU
-per trial. The winner of each is written under the task's family; ``--write`` merges them into
+per trial. ``--init imdn`` tunes the ``refine`` family: the solvers started from a learned
+estimator's output (operators.estimators). The winner of each is written under the task's family; ``--write`` merges them into
 configs/presets.yaml (keys of other solvers/families are kept).
 """
 from __future__ import annotations
@@ -39,9 +40,12 @@ SEEDS = {("diffpir", "denoise"): [{"start_scale": 1.0, "lam": 50.0, "zeta": 0.0,
                                   {"start_scale": 1.0, "lam": 50.0, "zeta": 0.0, "end_scale": 0.05}]}
 
 
-def start_space(task: str) -> dict:
+def start_space(task: str, init: str | None = None) -> dict:
     """Where the schedule starts: the measurement's noise level (x start_scale) for denoising,
-    a low level for restoration from a good initial estimate, up to generation for holes."""
+    a low level for restoration from a good initial estimate, up to generation for holes;
+    around the estimator's error level when a learned estimator gives the start."""
+    if init:
+        return {"sigma_max": "measurement", "start_scale": tune.loguniform(0.25, 4.0)}
     if task == "denoise":  # and where it ends, relative to sigma_y (sigma_min: measurement)
         return {"sigma_max": "measurement", "start_scale": tune.uniform(1.0, 2.0),
                 "sigma_min": "measurement", "end_scale": tune.loguniform(0.02, 1.0)}
@@ -51,8 +55,8 @@ def start_space(task: str) -> dict:
     return {"sigma_max": tune.loguniform(0.03, hi)}
 
 
-def space(solver: str, task: str) -> dict:
-    s = start_space(task)
+def space(solver: str, task: str, init: str | None = None) -> dict:
+    s = start_space(task, init)
     if solver == "diffpir":
         s |= {"lam": tune.loguniform(0.3, 100.0), "zeta": tune.uniform(0.0, 1.0)}
     elif solver == "langevin":
@@ -76,13 +80,15 @@ def as_keys(config: dict) -> dict:
     return keys
 
 
-def trial(config: dict, solver: str, task: str, crops: list) -> dict:
+def trial(config: dict, solver: str, task: str, crops: list, init: str | None = None) -> dict:
     """Mean PSNR on ``task``, or the average over "a+b" tasks (one preset for a family that
     must serve several noise levels or scales)."""
     import torch
 
     torch.set_num_threads(1)
-    scores = [po.score(solver, t, as_keys(config), NFE[solver], PRIOR.get(solver), crops) for t in task.split("+")]
+    spec = {"name": init} if init else None
+    scores = [po.score(solver, t, as_keys(config), NFE[solver], PRIOR.get(solver), crops, init=spec)
+              for t in task.split("+")]
     return {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
 
 
@@ -113,6 +119,7 @@ def main() -> None:
     ap.add_argument("--crops", type=int, default=4)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--init", default=None, help="tune the refine family from this estimator (imdn)")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     import ray
@@ -128,8 +135,8 @@ def main() -> None:
                 print(f"{solver:10s} {task:15s} not applicable")
                 continue
             tuner = tune.Tuner(
-                tune.with_resources(tune.with_parameters(trial, solver=solver, task=task, crops=crops), {"cpu": 1}),
-                param_space=space(solver, task),
+                tune.with_resources(tune.with_parameters(trial, solver=solver, task=task, crops=crops, init=args.init), {"cpu": 1}),
+                param_space=space(solver, task, args.init),
                 tune_config=tune.TuneConfig(
                     metric="psnr", mode="max", num_samples=args.samples,
                     search_alg=tune.search.BasicVariantGenerator(points_to_evaluate=SEEDS.get((solver, task)))),
@@ -138,9 +145,9 @@ def main() -> None:
             )
             best = tuner.fit().get_best_result()
             keys = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in as_keys(best.config).items()}
-            fam = task_family(build_degradation(po.tasks()[task.split("+")[0]]))
+            fam = "refine" if args.init else task_family(build_degradation(po.tasks()[task.split("+")[0]]))
             found.setdefault(solver, {})[fam] = keys
-            log.append({"solver": solver, "task": task, "nfe": NFE[solver], "psnr": best.metrics["psnr"],
+            log.append({"solver": solver, "task": task, "init": args.init, "nfe": NFE[solver], "psnr": best.metrics["psnr"],
                         "input_psnr": best.metrics["input_psnr"], "keys": keys})
             print(f"{solver:10s} {task:15s} psnr {best.metrics['psnr']:.2f} (input {best.metrics['input_psnr']:.2f}) "
                   f"{json.dumps(keys)}", flush=True)

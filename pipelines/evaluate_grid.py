@@ -136,6 +136,17 @@ def check_baseline(spec: dict, key: str) -> None:
         raise ConfigError(f"config key '{key}': {e}") from None
 
 
+def _estimator_skip(name: str, op) -> str | None:
+    """Why the learned estimator ``name`` does not apply to ``op`` (None: it does)."""
+    from operators.estimators import Estimator
+
+    try:
+        Estimator(name, "").check(op)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def skip_reason(method: MethodConfig, task: TaskConfig) -> str | None:
     """Why ``method`` does not apply to ``task`` (None: it applies). Mirrors the solvers' own
     checks (a closed-form pinv/prox/adjoint, pixel-space priors) so inapplicable pairs are
@@ -148,9 +159,13 @@ def skip_reason(method: MethodConfig, task: TaskConfig) -> str | None:
     spec = method.effective(task.name)
     if method.kind == "baseline":
         from operators.baselines import APPLIES
+        from operators.estimators import ESTIMATORS
 
         name = spec["baseline"]["name"]
-        return None if op.name in APPLIES[name] else f"baseline {name!r} applies to {', '.join(APPLIES[name])}"
+        if op.name not in APPLIES[name]:
+            return f"baseline {name!r} applies to {', '.join(APPLIES[name])}"
+        return _estimator_skip(name, op) if name in ESTIMATORS else None
+    from operators.estimators import split_init
     from operators.solvers import common, row_config
     from operators.solvers.posterior import split_posterior
 
@@ -159,7 +174,10 @@ def skip_reason(method: MethodConfig, task: TaskConfig) -> str | None:
 
     if name in BLIND_SOLVERS and op.name not in BLIND_TASKS:
         return f"blind solver {name!r} restores unknown degradations ({', '.join(BLIND_TASKS)} tasks)"
-    cfg = row_config(name, split_posterior({k: v for k, v in spec["solver"].items() if k != "name"})[1], op)[0]
+    init, options = split_init(split_posterior({k: v for k, v in spec["solver"].items() if k != "name"})[1])
+    if init is not None and (why := _estimator_skip(init["name"], op)):
+        return why
+    cfg = row_config(name, options, op)[0]
     try:
         if name in PIXEL_ONLY and method.prior_space() != "pixel":
             raise ValueError(f"solver {name!r} needs a pixel-space prior")

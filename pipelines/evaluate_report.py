@@ -24,7 +24,7 @@ def markdown_table(results: list[dict], datasets: list, tasks: list, methods: li
     """Per dataset: | task | method | n | PSNR | SSIM | NFE | NFE bwd | s / image |, the
     input y's scores first and the best PSNR of each task in bold; then the best diffusion
     solver against the best classical baseline per task; then skipped pairs and errors."""
-    kinds = {m.name: m.kind for m in methods}
+    kinds = {m.name: _kind(m) for m in methods}
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
         groups[(r["dataset"], r["task"], r["method"])].append(r)
@@ -69,6 +69,15 @@ def markdown_table(results: list[dict], datasets: list, tasks: list, methods: li
         lines.append("Errors (see the errors table): " + "; ".join(
             f"{m} on {d}/{t}: {n}" for (d, t, m), n in sorted(counts.items(), key=str)) + ".")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _kind(method) -> str:
+    """solver, baseline (classical) or learned (a pretrained regressor run as a baseline)."""
+    from operators.baselines import LEARNED
+
+    if method.kind == "baseline" and (method.baseline or {}).get("name") in LEARNED:
+        return "learned"
+    return method.kind
 
 
 def _best_line(task: str, means: dict[str, float], kinds: dict[str, str]) -> str:

@@ -81,12 +81,18 @@ def check_blind(degradation: dict, solver: dict, synthesize: bool) -> None:
 
 def check_solver(spec: dict, key: str = "solver") -> None:
     """name, nfe, the posterior keys (samples, estimate: operators.solvers.posterior), preset
-    (operators.solvers.presets) and the rest as the solver's config dataclass."""
+    (operators.solvers.presets), init (a learned initial estimator: operators.estimators; its
+    weights are loaded, so a bad path fails here) and the rest as the solver's config dataclass."""
+    from operators.estimators import KEY as INIT, build_estimator
     from operators.solvers import SOLVERS, row_config
     from operators.solvers.posterior import KEYS, PosteriorConfig, check_posterior
 
     name = _name(spec, key, SOLVERS.names())
-    rest = {k: v for k, v in spec.items() if k not in ("name", "nfe", *KEYS)}
+    rest = {k: v for k, v in spec.items() if k not in ("name", "nfe", INIT, *KEYS)}
+    try:
+        build_estimator(spec.get(INIT))
+    except (ValueError, FileNotFoundError) as e:
+        raise ConfigError(f"config key '{key}.{INIT}': {e}") from None
     nfe = spec.get("nfe", 20)
     if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
         raise ConfigError(f"config key '{key}.nfe': expected a positive integer, got {nfe!r}")

@@ -1,4 +1,5 @@
-"""Classical restoration baselines, one file each, registered by name.
+"""Restoration baselines, one file each, registered by name: classical methods, and the learned
+regressors named in :data:`LEARNED` (reports keep those apart from the classical ones).
 
 Every baseline is ``baseline_<name>(y, degradation, *, config=None) -> x`` on (B, C, h, w)
 tensors in [0, 1] (x: (B, C, H, W), clamped), with a frozen config dataclass
@@ -14,11 +15,13 @@ import torch
 
 from operators.baselines import bicubic as _bicubic
 from operators.baselines import bm3d as _bm3d
+from operators.baselines import imdn as _imdn
 from operators.baselines import pinv as _pinv
 from operators.baselines import tv as _tv
 from operators.baselines import wiener as _wiener
 from operators.baselines.bicubic import BicubicConfig, baseline_bicubic
 from operators.baselines.bm3d import BM3DConfig, baseline_bm3d
+from operators.baselines.imdn import IMDNConfig, baseline_imdn
 from operators.baselines.pinv import PinvConfig, baseline_pinv
 from operators.baselines.tv import TVConfig, baseline_tv
 from operators.baselines.wiener import WienerConfig, baseline_wiener
@@ -30,6 +33,7 @@ Baseline = Callable[..., torch.Tensor]
 BASELINES: Registry[Baseline] = Registry("baseline")
 CONFIGS: dict[str, type] = {}
 APPLIES: dict[str, tuple[str, ...]] = {}
+LEARNED = ("imdn",)  # pretrained networks, not classical methods
 
 for _name, _fn, _cfg, _mod in [
     ("pinv", baseline_pinv, PinvConfig, _pinv),
@@ -37,6 +41,7 @@ for _name, _fn, _cfg, _mod in [
     ("tv", baseline_tv, TVConfig, _tv),
     ("wiener", baseline_wiener, WienerConfig, _wiener),
     ("bicubic", baseline_bicubic, BicubicConfig, _bicubic),
+    ("imdn", baseline_imdn, IMDNConfig, _imdn),
 ]:
     BASELINES.register(_name, _fn)
     CONFIGS[_name] = _cfg
@@ -68,6 +73,6 @@ def baseline_applies(name: str, degradation: Degradation | str) -> bool:
 
 
 __all__ = [
-    "APPLIES", "BASELINES", "BicubicConfig", "BM3DConfig", "CONFIGS", "PinvConfig", "TVConfig", "WienerConfig", "baseline_applies",
-    "baseline_bicubic", "baseline_bm3d", "baseline_config", "baseline_pinv", "baseline_tv", "baseline_wiener", "get_baseline",
+    "APPLIES", "BASELINES", "BicubicConfig", "BM3DConfig", "CONFIGS", "IMDNConfig", "LEARNED", "PinvConfig", "TVConfig", "WienerConfig", "baseline_applies",
+    "baseline_bicubic", "baseline_bm3d", "baseline_config", "baseline_imdn", "baseline_pinv", "baseline_tv", "baseline_wiener", "get_baseline",
 ]

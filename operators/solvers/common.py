@@ -124,7 +124,8 @@ def ancestral_zeta(sigma: float, sigma_next: float) -> float:
 
 # -- data consistency ----------------------------------------------------------------------
 def _overrides(degradation: Degradation, method: str) -> bool:
-    return getattr(type(degradation), method, None) is not getattr(Degradation, method)
+    op = getattr(degradation, "wrapped", degradation)  # an operator with a learned init estimate
+    return getattr(type(op), method, None) is not getattr(Degradation, method)
 
 
 def require(degradation: Degradation, method: str, solver: str, why: str = "") -> None:

@@ -28,7 +28,7 @@ import yaml
 from operators.degradations.base import Degradation
 
 PRESETS_FILE = Path(__file__).resolve().parents[2] / "configs" / "presets.yaml"
-FAMILIES = ("denoise", "deblur", "sr", "inpaint_random", "inpaint_holes", "colorize", "jpeg", "default")
+FAMILIES = ("denoise", "deblur", "sr", "inpaint_random", "inpaint_holes", "colorize", "jpeg", "refine", "default")
 MEASUREMENT = "measurement"
 MIN_START = 1.0 / 255
 ORCHESTRATION_KEYS = ("preset", "start_scale", "end_scale")
@@ -37,11 +37,15 @@ SCALES = {"sigma_max": "start_scale", "sigma_min": "end_scale"}
 
 def task_family(degradation: Degradation | None) -> str:
     """The preset family of an operator: denoise, deblur, sr, inpaint_random, inpaint_holes
-    (box and free-form masks: generation is needed), colorize, jpeg, or default (chains).
+    (box and free-form masks: generation is needed), colorize, jpeg, refine, or default (chains).
     Video codec artifacts run as denoising at the estimated coding-error level
-    (``VideoCodec.prox``), so they take the denoise preset."""
+    (``VideoCodec.prox``), so they take the denoise preset. An operator whose initial estimate
+    comes from a learned estimator (a solver's ``init:``) takes ``refine``: the schedule starts
+    at the estimate's error level instead of regenerating from a coarse start."""
     if degradation is None:
         return "default"
+    if getattr(degradation, "estimator", None) is not None:
+        return "refine"
     name = getattr(degradation, "name", "")
     if name == "blur":
         return "deblur"

@@ -72,3 +72,18 @@ def test_samples_give_the_mean_the_std_and_say_which_estimate():
     assert std.shape == (16, 16, 3) and std.min() > 0
     np.testing.assert_array_equal(std, unpack(sample["std"]))  # the same 3 draws, summarised twice
     assert not np.array_equal(unpack(mean["restored"]), unpack(sample["restored"]))
+
+
+def test_init_starts_sr_rows_from_the_estimator_and_refuses_other_operators():
+    """solver.init: an x4 SR row runs the refine preset from IMDN's estimate; a denoising row
+    (not the operator IMDN learnt) becomes an error row naming the key."""
+    from tests.conftest import shared_data
+
+    weights = str(shared_data() / "weights" / "IMDN_x4.pth")
+    actor = RestoreActor({"name": "diffpir", "nfe": 2, "init": {"name": "imdn", "weights": weights}},
+                         {"name": "gaussian", "s2": 0.05, "mean": 0.5}, seed=7, device="cpu", torch_threads=1)
+    lq = np.random.default_rng(3).random((8, 8, 3)).astype(np.float32)
+    sr = _row("sr", lq, degradation=json.dumps({"name": "sr", "scale": 4, "noise_sigma": 0.01}))
+    ok, bad = actor.restore_rows([sr, _row("noisy", lq)])
+    assert ok["error_stage"] == "" and ok["preset"] == "refine" and unpack(ok["restored"]).shape == (32, 32, 3)
+    assert bad["error_stage"] == "restore" and "init: imdn estimates x from 4x MATLAB-bicubic" in bad["error_message"]

@@ -180,7 +180,7 @@ def test_smoke_config_runs_from_the_cli(ray_local, tmp_path, capsys):
 
 @pytest.mark.parametrize("change, needle", [
     ({"methods": [{"name": "x", "kind": "baseline", "baseline": {"name": "nlm"}}]},
-     "valid choices: bicubic, bm3d, pinv, tv, wiener"),
+     "valid choices: bicubic, bm3d, imdn, pinv, tv, wiener"),
     ({"methods": [{"name": "x", "kind": "baseline", "baseline": {"name": "tv", "lam": 1}}]}, "valid keys"),
     ({"methods": [{"name": "x", "kind": "solver", "solver": {"name": "diffpir", "nfe": 3}, "prior": GAUSSIAN}]},
      "methods[0].nfe"),

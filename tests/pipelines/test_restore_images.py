@@ -172,6 +172,9 @@ def test_workers_write_the_tables_the_driver_wrote_and_send_back_ids_only(ray_lo
     ({"name": "diffpir", "samples": 2.0}, "'solver.samples'"),
     ({"name": "diffpir", "samples": 2, "estimate": "median"}, "'solver.estimate'"),
     ({"name": "reld", "samples": 2}, "'solver.samples': solver 'reld' is deterministic"),
+    ({"name": "diffpir", "init": {"name": "swinir"}}, "'solver.init': unknown init estimator 'swinir'"),
+    ({"name": "diffpir", "init": {"name": "imdn", "weights": "/nowhere/IMDN_x4.pth"}},
+     "'solver.init': IMDN weights not found: /nowhere/IMDN_x4.pth"),
 ])
 def test_posterior_keys_are_validated_naming_the_key(tmp_path, solver, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):

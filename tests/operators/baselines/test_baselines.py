@@ -64,14 +64,14 @@ def levin() -> dict:
 
 
 def test_registry_and_applicability():
-    assert BASELINES.names() == ["bicubic", "bm3d", "pinv", "tv", "wiener"]
+    assert BASELINES.names() == ["bicubic", "bm3d", "imdn", "pinv", "tv", "wiener"]
     assert set(APPLIES["bm3d"]) == {"denoise", "blur"}
     assert not baseline_applies("bm3d", "inpaint") and not baseline_applies("wiener", "sr")
     assert baseline_applies("tv", build_degradation({"name": "jpeg", "quality": 10}))
     assert not baseline_applies("pinv", "jpeg")
     with pytest.raises(ValueError, match="valid keys: profile, sigma_scale"):
         baseline_config("bm3d", sigma=0.1)
-    with pytest.raises(KeyError, match="valid choices: bicubic, bm3d, pinv, tv, wiener"):
+    with pytest.raises(KeyError, match="valid choices: bicubic, bm3d, imdn, pinv, tv, wiener"):
         get_baseline("nlm")
     with pytest.raises(ValueError, match="applies to denoise, blur"):
         get_baseline("wiener")(torch.zeros(1, 3, 8, 8), build_degradation({"name": "sr", "scale": 2}))
