@@ -63,21 +63,24 @@ def resolve_solver(spec: dict, degradation: dict | None = None, nfe: int | None 
     head["preset"] = "auto" if spec.get("preset") is None else spec["preset"]
     given = {k: v for k, v in spec.items() if k not in head}
     fields = CONFIGS[name]().to_dict()
-    values = preset_for(name, head["preset"], degradation)
+    values = preset_for(name, head["preset"], degradation, spec.get("init"))
     if values is None:
         left = preset_keys(name)
         return {**head, **{k: v for k, v in fields.items() if k not in left}, **given}
     return {**head, **fields, **values, **given}
 
 
-def preset_for(solver: str, preset: str, degradation: dict | None) -> dict | None:
-    """The preset values a row runs with, or None when they depend on the row's family."""
+def preset_for(solver: str, preset: str, degradation: dict | None, init: dict | None = None) -> dict | None:
+    """The preset values a row runs with, or None when they depend on the row's family (with
+    ``init``, a learned start, rows the estimator accepts run the ``refine`` family)."""
     from operators.solvers.presets import preset_values, task_family
 
     if preset == "none":
         return {}
     if preset != "auto":
         return preset_values(solver, preset)
+    if init is not None:
+        return preset_values(solver, "refine")
     if degradation is None:
         return None
     from operators.degradations import build_degradation

@@ -114,3 +114,13 @@ def test_solvers_started_from_imdn_beat_bicubic_on_real_photos(weights, one_thre
     means = {k: float(np.mean(v)) for k, v in gains.items()}
     assert means["imdn"] > 0.5, means
     assert means["diffpir"] > 0.4 and means["langevin"] > 0.3, means
+
+
+def test_the_resolved_config_shows_the_refine_preset():
+    """--dry-run / the recorded config: a solver with init runs the refine family's values."""
+    from operators.solvers.presets import preset_values
+    from pipelines.spec_defaults import resolve_solver
+
+    got = resolve_solver({"name": "diffpir", "nfe": 20, "init": {"name": "imdn"}}, SR4)
+    want = preset_values("diffpir", "refine")
+    assert want and {k: got[k] for k in want} == want and got["init"] == {"name": "imdn"}
