@@ -40,12 +40,15 @@ def make_clip(path: str, frames: int, width: int, height: int) -> str:
     return path
 
 
-def tree_rss(pid: int) -> int:
-    """Summed PSS in bytes of ``pid`` and all its descendants (Linux /proc; Ray's raylet,
-    object store and workers are the job process's descendants). PSS splits each shared page
-    (the object store's shared memory, mapped by every worker) among the processes mapping it,
-    so the sum counts it once, where summed RSS would count it once per process."""
-    total, todo, seen = 0, [pid], set()
+def tree_pss(pid: int) -> dict[str, int]:
+    """PSS in bytes of ``pid`` and all its descendants, summed per process kind (Linux /proc;
+    Ray's raylet, object store and workers are the job process's descendants; the kind is the
+    process title: ``ray::RestoreVideoActor``, ``ray::IDLE``, ``raylet``, the driver...). PSS
+    splits each shared page (the object store's shared memory, mapped by every worker) among
+    the processes mapping it, so the sum counts it once, where summed RSS would count it once
+    per process."""
+    out: dict[str, int] = {}
+    todo, seen = [pid], set()
     while todo:
         p = todo.pop()
         if p in seen:
@@ -53,13 +56,22 @@ def tree_rss(pid: int) -> int:
         seen.add(p)
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
-                total += next((int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:")), 0)
+                pss = next((int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:")), 0)
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            kind = "driver" if p == pid else os.path.basename(argv[0].decode(errors="replace")).split()[0]
+            out[kind] = out.get(kind, 0) + pss
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as f:
                     todo.extend(int(c) for c in f.read().split())
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
             continue
-    return total
+    return out
+
+
+def tree_rss(pid: int) -> int:
+    """Summed PSS in bytes of ``pid`` and all its descendants (see :func:`tree_pss`)."""
+    return sum(tree_pss(pid).values())
 
 
 def run_job_measured(config: dict, workdir: str) -> tuple[float, float]:
@@ -72,12 +84,16 @@ def run_job_measured(config: dict, workdir: str) -> tuple[float, float]:
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", path],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
+    peak, at_peak = 0, {}
     while proc.poll() is None:
-        peak = max(peak, tree_rss(proc.pid))
+        kinds = tree_pss(proc.pid)
+        if sum(kinds.values()) > peak:
+            peak, at_peak = sum(kinds.values()), kinds
         time.sleep(0.2)
     if proc.returncode:
         raise RuntimeError(f"job failed ({proc.returncode}): {config}")
+    print("  PSS at the peak by process kind (MB): " + ", ".join(
+        f"{k} {v / 2**20:.0f}" for k, v in sorted(at_peak.items(), key=lambda kv: -kv[1])), flush=True)
     return peak / 2**20, time.perf_counter() - t0
 
 
