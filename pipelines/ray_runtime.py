@@ -20,13 +20,31 @@ def init_ray(cfg: RayConfig) -> None:
     if ray.is_initialized():
         return
     address = cfg.address or os.environ.get("RAY_ADDRESS")
+    runtime_env = {"env_vars": worker_env()}
     if address:
         log.info("joining Ray cluster at %s", address)
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
         warn_if_pool_too_big(cfg)
     else:
         ray.init(address="local", num_cpus=cfg.num_cpus, include_dashboard=False,
-                 object_store_memory=cfg.object_store_mb * 1024 * 1024, log_to_driver=True)
+                 object_store_memory=cfg.object_store_mb * 1024 * 1024, log_to_driver=True,
+                 runtime_env=runtime_env)
+
+
+# glibc malloc settings for the job's workers. Each thread that allocates gets its own arena
+# (up to 8 per core) and freed blocks stay in it; and after a large block is freed the mmap
+# threshold rises to its size, so later frame-sized arrays come from those arenas too. A worker
+# that handles segment after segment of frames then keeps growing to its fragmented high-water
+# mark: restore-video's actors held 1,303 MB at 1,000 frames vs 645 MB at 100. Two arenas and
+# a fixed 1 MiB threshold (large arrays mmapped and returned on free): 903 vs 558 MB
+# (benchmarks/video_scale.py memory; benchmarks/RESULTS.md). Values already set in the
+# environment win.
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
+
+
+def worker_env() -> dict[str, str]:
+    """Environment variables every worker of the job starts with (:data:`MALLOC_ENV`)."""
+    return {k: os.environ.get(k, v) for k, v in MALLOC_ENV.items()}
 
 
 def warn_if_pool_too_big(cfg: RayConfig) -> None:
