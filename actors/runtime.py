@@ -6,6 +6,8 @@ move the noise to the image's device).
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import time
 from typing import Sequence
 
@@ -16,6 +18,27 @@ from operators.seeding import make_generator
 from operators.solvers.base import SolverOutput
 from operators.solvers.generators import GeneratorBatch
 from operators.solvers.posterior import PosteriorConfig, posterior_samples
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand the pages malloc holds free back to the OS (glibc ``malloc_trim(0)``, every arena).
+
+    Stages that take segment after segment of frames call it after each batch: glibc keeps
+    freed frame-sized blocks in its arenas (the mmap threshold rises to the largest block
+    freed), so without it a worker grows to a fragmented high-water mark with the clip's length
+    (restore-video's actors: 645 MB at 100 frames, 1,303 MB at 1,000). Milliseconds per call;
+    a no-op off glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def setup_device(device: str = "auto", torch_threads: int | None = None) -> torch.device:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from actors.columns import batch_to_rows, error_fields, pack, rows_to_batch, unpack
-from actors.runtime import setup_device
+from actors.runtime import release_freed_memory, setup_device
 from operators.baselines import BASELINES, baseline_config
 from operators.degradations import build_degradation
 from operators.degradations.estimated import with_estimate
@@ -83,7 +83,9 @@ class VideoRestoreActor:
         self.prior_name = "" if self.prior is None else str(prior.get("name", ""))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return rows_to_batch([self.restore_row(r) for r in batch_to_rows(batch)])
+        out = rows_to_batch([self.restore_row(r) for r in batch_to_rows(batch)])
+        release_freed_memory()  # a segment's frames: give the freed pages back (actors.runtime)
+        return out
 
     def restore_row(self, row: dict) -> dict:
         out = {**row, "restored": b"", "windows": "[]", "cuts": "[]", "nfe": 0, "seconds": float("nan"),

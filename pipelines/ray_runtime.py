@@ -32,14 +32,14 @@ def init_ray(cfg: RayConfig) -> None:
 
 
 # glibc malloc settings for the job's workers. Each thread that allocates gets its own arena
-# (up to 8 per core) and freed blocks stay in it; and after a large block is freed the mmap
-# threshold rises to its size, so later frame-sized arrays come from those arenas too. A worker
-# that handles segment after segment of frames then keeps growing to its fragmented high-water
-# mark: restore-video's actors held 1,303 MB at 1,000 frames vs 645 MB at 100. Two arenas and
-# a fixed 1 MiB threshold (large arrays mmapped and returned on free): 903 vs 558 MB
-# (benchmarks/video_scale.py memory; benchmarks/RESULTS.md). Values already set in the
-# environment win.
-MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
+# (up to 8 per core) and freed blocks stay in it, so a worker that handles segment after segment
+# of frames (many threads: torch, PyAV, Ray's own) grows toward the fragmented high-water mark of
+# every arena: restore-video's actors held 1,303 MB at 1,000 frames vs 645 MB at 100. Two arenas
+# (with actors.runtime.release_freed_memory after each segment) keep the job within 20%
+# (benchmarks/video_scale.py memory; benchmarks/RESULTS.md). A fixed mmap threshold bounds it too
+# but makes every large tensor an mmap/munmap with fresh zeroed pages (the embedded prior's
+# forward 1.7x slower): not set. Values in the environment win.
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
 def worker_env() -> dict[str, str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from actors.columns import batch_to_rows, error_fields, rows_to_batch, unpack
+from actors.runtime import release_freed_memory
 from operators.metrics.psnr import psnr
 from pipelines.sections import StorageConfig
 from pipelines.storage import join, write_bytes_atomic
@@ -52,7 +53,9 @@ class SegmentFinishStage:
     storage: StorageConfig = field(default_factory=StorageConfig)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return rows_to_batch([self.finish_row(r) for r in batch_to_rows(batch)])
+        out = rows_to_batch([self.finish_row(r) for r in batch_to_rows(batch)])
+        release_freed_memory()  # a segment's frames (actors.runtime)
+        return out
 
     def finish_row(self, row: dict) -> dict:
         out = {k: v for k, v in row.items() if k not in PIXEL_COLUMNS}

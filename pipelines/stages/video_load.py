@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from actors.columns import batch_to_rows, error_fields, no_error, pack, rows_to_batch
+from actors.runtime import release_freed_memory
 from operators.degradations import build_degradation
 from operators.seeding import make_generator
 from operators.video.decode import read_frames
@@ -70,7 +71,9 @@ class SegmentLoadStage:
     storage: StorageConfig = field(default_factory=StorageConfig)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return rows_to_batch([self.load_row(r) for r in batch_to_rows(batch)])
+        out = rows_to_batch([self.load_row(r) for r in batch_to_rows(batch)])
+        release_freed_memory()  # a segment's frames (actors.runtime)
+        return out
 
     def load_row(self, row: dict) -> dict:
         out = {**row, "lq": b"", "hq": b"", "pts": "[]", "truncated_at": -1,
