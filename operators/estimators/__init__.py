@@ -38,7 +38,7 @@ class Estimator:
             raise ValueError(
                 f"init: {self.name} estimates x from {want['scale']}x MATLAB-bicubic super-resolution "
                 f"only (sr, mode bicubic, scale {want['scale']}); this row's degradation is "
-                f"{getattr(degradation, 'spec', lambda: degradation)()}")
+                f"{degradation.spec() if hasattr(degradation, 'spec') else degradation!r}")
 
     @property
     def init_sigma(self) -> float:
