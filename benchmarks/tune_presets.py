@@ -36,8 +36,9 @@ PRIOR = {"reld": {"name": "embedded_latent"}, "latent_dps": {"name": "embedded_l
 # denoising, DiffPIR started at sigma_y with a strong prox weight and no fresh noise is a few
 # PnP-HQS steps around the MMSE denoiser; 8 random trials missed it by 0.9 dB.
 # Ending the schedule near sigma_y too (end_scale 0.8) keeps it at or above the denoiser alone.
-SEEDS = {("diffpir", "denoise"): [{"start_scale": 1.0, "lam": 50.0, "zeta": 0.0, "end_scale": 0.8},
-                                  {"start_scale": 1.0, "lam": 50.0, "zeta": 0.0, "end_scale": 0.05}]}
+_HQS = [{"start_scale": 1.0, "lam": 50.0, "zeta": 0.0, "end_scale": 0.8},
+        {"start_scale": 1.0, "lam": 50.0, "zeta": 0.0, "end_scale": 0.05}]
+SEEDS = {("diffpir", "denoise"): _HQS, ("diffpir", "jpeg_q10"): _HQS}
 
 
 def start_space(task: str, init: str | None = None) -> dict:
@@ -46,11 +47,11 @@ def start_space(task: str, init: str | None = None) -> dict:
     around the estimator's error level when a learned estimator gives the start."""
     if init:
         return {"sigma_max": "measurement", "start_scale": tune.loguniform(0.25, 4.0)}
-    if task == "denoise":  # and where it ends, relative to sigma_y (sigma_min: measurement)
-        return {"sigma_max": "measurement", "start_scale": tune.uniform(1.0, 2.0),
+    if task == "denoise" or task.startswith("jpeg"):  # and where it ends, relative to sigma_y
+        # (sigma_min: measurement); JPEG's y carries the coding error (JPEG.init_sigma, its
+        # Gaussian-equivalent level), so it is searched like denoising
+        return {"sigma_max": "measurement", "start_scale": tune.uniform(0.8 if task != "denoise" else 1.0, 2.0),
                 "sigma_min": "measurement", "end_scale": tune.loguniform(0.02, 1.0)}
-    if task.startswith("jpeg"):  # y carries the coding error (JPEG.init_sigma, an estimate)
-        return {"sigma_max": "measurement", "start_scale": tune.uniform(0.5, 2.0)}
     hi = 80.0 if task == "inpaint_box" else 5.0
     return {"sigma_max": tune.loguniform(0.03, hi)}
 

@@ -86,14 +86,18 @@ def test_one_step_from_the_measurement_is_the_posterior_mean():
 
 @pytest.mark.parametrize("quality", [10, 50, 90])
 def test_jpeg_start_level_is_its_coding_error(quality):
-    """JPEG's initial estimate is y; its init_sigma (the start level of ``measurement``) must be
-    near the RMS coding error of a real photo (skimage's astronaut, not a calibration image)."""
+    """JPEG's initial estimate is y; its coding-error estimate must be near the RMS error of a real
+    photo (skimage's astronaut, not a calibration image), and init_sigma (the start level of
+    ``measurement``) its Gaussian-equivalent level, GAUSSIAN_EQUIVALENT x that estimate."""
     from skimage.data import astronaut
+
+    from operators.degradations.jpeg import GAUSSIAN_EQUIVALENT
 
     x = torch.from_numpy(astronaut()[:256, 128:384].astype("float32") / 255).permute(2, 0, 1)[None]
     op = build_degradation({"name": "jpeg", "quality": quality})
     rmse = float((op.forward(x) - x).pow(2).mean().sqrt())
-    assert op.init_sigma == pytest.approx(rmse, rel=0.4)
+    assert op.coding_rmse == pytest.approx(rmse, rel=0.4)
+    assert op.init_sigma == pytest.approx(GAUSSIAN_EQUIVALENT * op.coding_rmse)
     keys, used = resolve_spec("diffpir", {"preset": "none", "sigma_max": "measurement"}, op)
     assert keys["sigma_max"] == pytest.approx(op.init_sigma)
 
