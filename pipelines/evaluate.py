@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 ERROR_EXTRA = ("dataset", "task", "method")  # error-table columns besides pipelines.tables.ERROR_COLUMNS
 # what reaches the driver besides id and status: a comparison panel's columns (PNGs only for
 # the comparison images, empty bytes for the others: actors.evaluate)
-PANEL_COLUMNS = ("dataset", "relative_path", "task", "method", "lq_png", "hq_png", "restored_png", "std_png",
+PANEL_COLUMNS = ("dataset", "image_id", "relative_path", "task", "method", "lq_png", "hq_png", "restored_png", "std_png",
                  "lq_psnr", "lq_ssim", "psnr", "ssim", "samples", "estimate", "std_mean")
 
 
@@ -164,6 +164,9 @@ class EvaluateJob(StreamingJob):
 
     def on_result(self, row: dict) -> None:
         if len(row["restored_png"]):
+            from pipelines.evaluate_panels import save_parts
+
+            save_parts(self.cfg.output, self.cfg.storage, row)
             p = self.panels.setdefault((str(row["dataset"]), str(row["relative_path"]), str(row["task"])),
                                        {"lq": bytes(row["lq_png"]), "hq": bytes(row["hq_png"]),
                                         "lq_scores": (float(row["lq_psnr"]), float(row["lq_ssim"])),
@@ -174,7 +177,8 @@ class EvaluateJob(StreamingJob):
                 "std_png": bytes(row["std_png"]), "std_mean": float(row["std_mean"])}
 
     def finish(self, summary: EvaluateSummary) -> None:
-        write_report(self.cfg, summary, {r["id"] for r in self.grid}, self.skipped_pairs, self.panels)
+        compare = comparison_images(self.grid, self.cfg.comparisons)
+        write_report(self.cfg, summary, {r["id"] for r in self.grid}, self.skipped_pairs, self.panels, compare)
 
 
 def run(cfg: EvaluateConfig) -> EvaluateSummary:
@@ -205,9 +209,10 @@ def result_row(row: dict, seed: int, chash: str) -> dict:
 
 
 def write_report(cfg: EvaluateConfig, summary: EvaluateSummary, grid_ids: set[str], skipped: list[dict],
-                 panels: dict) -> None:
-    """Read this grid's rows back (resumed runs included), write results.md and the grids,
-    log the MLflow run."""
+                 panels: dict, compare: set[str] = frozenset()) -> None:
+    """Read this grid's rows back (resumed runs included), write results.md and the grids (the
+    rows of earlier runs from their saved pieces: pipelines.evaluate_panels), log the MLflow run."""
+    from pipelines.evaluate_panels import complete_panels
     from pipelines.evaluate_report import comparison_grid, markdown_table
     from pipelines.output_paths import output_uri
     from pipelines.storage import join, write_bytes_atomic
@@ -231,6 +236,7 @@ def write_report(cfg: EvaluateConfig, summary: EvaluateSummary, grid_ids: set[st
                 write_bytes_atomic(join(cfg.output, f"psnr_vs_seconds__{d.name}.png"), png, cfg.storage)
                 artifacts[f"psnr_vs_seconds__{d.name}.png"] = png
     order = [m.name for m in cfg.methods]
+    panels = complete_panels(cfg.output, cfg.storage, results, compare, panels)
     for name, p in comparison_names(panels).items():
         png = comparison_grid(p, order)
         write_bytes_atomic(output_uri(cfg.output, "comparisons", name), png, cfg.storage)
