@@ -15,22 +15,20 @@ from pathlib import Path
 from typing import Literal
 
 from pipelines.config import ConfigError, to_dict
-from pipelines.sections import MlflowConfig, RayConfig
+from pipelines.training.run_config import TrainRunConfig
 
 
-@dataclass(frozen=True)
-class TrainPriorConfig:
+@dataclass(frozen=True, kw_only=True)
+class TrainPriorConfig(TrainRunConfig):
+    """The run keys (data, pairs, steps, checkpoints, Ray, MLflow): TrainRunConfig; here the
+    model's. Paired models draw LQ from ``degradation`` at one of ``scales`` per batch."""
+
     job: str = "train-prior"
     model: Literal["pixel", "codec", "latent", "inn", "latent_inn", "conditional", "irsde"] = "pixel"
-    data: str = "../shared/data/train/BSDS400_color"
-    pairs: str | None = None                      # paired models: a synth-pairs output (wins over data)
     degradation: dict = field(default_factory=lambda: {"name": "realesrgan"})  # paired: LQ made on the fly
     scales: list[int] = field(default_factory=lambda: [4])  # paired: LQ scales (one drawn per batch)
     latent_prior: dict | None = None              # latent_inn: the latent prior whose latent space it learns
     grey: bool = False
-    limit_images: int | None = None
-    patch: int = 64
-    batch_size: int = 16
     steps: int = 4000
     lr: float = 5e-4
     warmup_steps: int = 200
@@ -46,29 +44,17 @@ class TrainPriorConfig:
     checkpoint_dir: str = "runs/train-prior/checkpoints"
     checkpoint_every: int = 250
     log_every: int = 50
-    resume: bool = True
-    max_minutes: float | None = None
-    seed: int = 0
-    num_workers: int = 1
-    use_gpu: bool = False
-    torch_threads: int | None = None
-    ray: RayConfig = field(default_factory=lambda: RayConfig(actors=1))
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
     def validate(self) -> None:
         from pipelines.prior_files import check_prior_files, check_weights_file
-        from pipelines.validation import check_at_least, check_finite, check_positive
+        from pipelines.validation import check_positive
 
-        check_finite(to_dict(self))
+        self.validate_run()
         if self.model == "latent" and not self.codec:
             raise ConfigError("config key 'codec': model: latent needs the trained codec's weights path")
-        if self.steps < 1 or self.batch_size < 1 or self.patch < 8:
-            raise ConfigError("config keys 'steps', 'batch_size' >= 1 and 'patch' >= 8 are required")
-        for key, low in (("warmup_steps", 0), ("checkpoint_every", 1), ("log_every", 1), ("num_workers", 1),
-                         ("limit_images", 1), ("torch_threads", 1)):
-            check_at_least(key, getattr(self, key), low, optional=key in ("limit_images", "torch_threads"))
-        for key in ("lr", "p_std", "max_minutes"):
-            check_positive(key, getattr(self, key), optional=key == "max_minutes")
+        if self.patch < 8:
+            raise ConfigError(f"config key 'patch': at least 8, got {self.patch}")
+        check_positive("p_std", self.p_std)
         if not 0 <= self.ema < 1:
             raise ConfigError(f"config key 'ema': must be in [0, 1), got {self.ema}")
         for key in ("init_weights", "codec"):
@@ -77,8 +63,6 @@ class TrainPriorConfig:
         if self.teacher is not None and "name" in self.teacher:
             check_prior_files(self.teacher, "teacher", require=False)
         self._check_paired()
-        self.ray.validate("ray")
-        self.mlflow.validate("mlflow")
         if self.teacher is not None and (self.model != "pixel" or "name" not in self.teacher):
             raise ConfigError("config key 'teacher': a prior spec with a 'name', for model: pixel only")
         if self.teacher_weight < 0:
@@ -120,7 +104,7 @@ class TrainPriorConfig:
             raise ConfigError(f"config keys 'model: {self.model}' / 'net' / 'scales' {self.scales}: {e}") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainINNConfig(TrainPriorConfig):
     """`train-inn`: train-prior with the PixelINN of LatentINDIGO as its default model."""
 

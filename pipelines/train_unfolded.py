@@ -11,65 +11,46 @@ from pathlib import Path
 from typing import Literal
 
 from pipelines.config import ConfigError, to_dict
-from pipelines.sections import MlflowConfig, RayConfig
+from pipelines.training.run_config import TrainRunConfig
 
 FAMILY = [{"name": "blur", "kind": "gaussian"}, {"name": "sr", "scale": 2}, {"name": "sr", "scale": 4},
           {"name": "denoise"}]  # issue 11: Gaussian blur sigma 0.5-3 px, bicubic x2 / x4, noise
 
 
-@dataclass(frozen=True)
-class TrainUnfoldedConfig:
+@dataclass(frozen=True, kw_only=True)
+class TrainUnfoldedConfig(TrainRunConfig):
+    """The run keys (data, pairs, steps, checkpoints, Ray, MLflow): TrainRunConfig; here the
+    unfolding's: its base prior, the operator family and noise range pairs are drawn from, the
+    unfolded sampler's starting values and the loss."""
+
     job: str = "train-unfolded"
     prior: dict = field(default_factory=lambda: {"name": "embedded"})
-    data: str = "../shared/data/train/BSDS400_color"   # images: pairs drawn on the fly
-    pairs: str | None = None                           # or a synth-pairs output (wins over data)
     operators: list[dict] = field(default_factory=lambda: [dict(s) for s in FAMILY])
     noise_sigma: list[float] = field(default_factory=lambda: [0.0, 0.05])
     unfolding: dict = field(default_factory=dict)      # UnfoldingConfig fields (operators/solvers/unfolded.py)
     nfe: int = 6                                       # N = nfe // inner_steps outer steps while training
     loss: Literal["l1", "l2"] = "l1"
     grad_checkpoint: bool = True
-    limit_images: int | None = None
-    patch: int = 64
     batch_size: int = 4
-    steps: int = 1000
-    lr: float = 2e-4                                   # LoRA adapters
-    lr_scalars: float = 1e-2                           # log step sizes / noise-level scales
-    warmup_steps: int = 20
+    lr_scalars: float = 1e-2                           # log step sizes / noise-level scales (lr: LoRA adapters)
     val_images: int = 4
     output: str = "weights/embedded_ud2m.safetensors"
     checkpoint_dir: str = "runs/train-unfolded/checkpoints"
-    checkpoint_every: int = 50
-    log_every: int = 10
-    resume: bool = True
-    max_minutes: float | None = None
-    seed: int = 0
-    num_workers: int = 1
-    use_gpu: bool = False
-    torch_threads: int | None = None
-    ray: RayConfig = field(default_factory=lambda: RayConfig(actors=1))
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
     def validate(self) -> None:
         from pipelines.prior_files import check_prior_files
         from pipelines.registry_check import check_degradation, check_prior
-        from pipelines.validation import check_at_least, check_finite, check_positive
+        from pipelines.validation import check_at_least, check_positive
 
-        check_finite(to_dict(self))
-        for key, low in (("steps", 1), ("batch_size", 1), ("val_images", 0), ("warmup_steps", 0),
-                         ("checkpoint_every", 1), ("log_every", 1), ("num_workers", 1), ("limit_images", 1),
-                         ("torch_threads", 1)):
-            check_at_least(key, getattr(self, key), low, optional=key in ("limit_images", "torch_threads"))
-        for key in ("lr", "lr_scalars", "max_minutes"):
-            check_positive(key, getattr(self, key), optional=key == "max_minutes")
+        self.validate_run()
+        check_at_least("val_images", self.val_images, 0)
+        check_positive("lr_scalars", self.lr_scalars)
         if self.patch < 16 or self.patch % 8:
             raise ConfigError(f"config key 'patch': a multiple of 8 >= 16 (SR x4 and the UNet), got {self.patch}")
         check_prior(self.prior, "prior")
         check_prior_files(self.prior, "prior")
         self._check_family(check_degradation)
         self._check_unfolding()
-        self.ray.validate("ray")
-        self.mlflow.validate("mlflow")
 
     def _check_family(self, check_degradation) -> None:
         from operators.degradations import build_degradation

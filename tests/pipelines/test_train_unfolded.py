@@ -85,6 +85,21 @@ def test_config_errors_name_the_key(tmp_path):
         _cfg(tmp_path / "c", unfolding={"inner_step": 2})
 
 
+@pytest.mark.parametrize("key, value", [("steps", 0), ("batch_size", 0), ("torch_threads", 0), ("lr", 0.0),
+                                        ("max_minutes", -1.0), ("checkpoint_every", 0)])
+def test_both_training_jobs_check_their_shared_run_keys_alike(key, value):
+    """train-prior and train-unfolded share their run keys (pipelines/training/run_config.py):
+    the same key, the same refusal, naming it; each keeps its own defaults."""
+    from pipelines.train_prior import TrainPriorConfig
+
+    for cls in (TrainPriorConfig, TrainUnfoldedConfig):
+        with pytest.raises(ConfigError, match=f"'{key}'"):
+            from_dict(cls, {key: value}).validate()
+    assert (TrainPriorConfig().batch_size, TrainUnfoldedConfig().batch_size) == (16, 4)
+    assert (TrainPriorConfig().checkpoint_dir, TrainUnfoldedConfig().checkpoint_dir) == (
+        "runs/train-prior/checkpoints", "runs/train-unfolded/checkpoints")
+
+
 def test_job_trains_and_writes_a_loadable_unfolding(ray_local, tmp_path):
     summary = run(_cfg(tmp_path, steps=2, patch=16))
     assert summary.steps == 2 and np.isfinite(summary.final_loss)
