@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 ERROR_EXTRA = ("dataset", "task", "method")  # error-table columns besides pipelines.tables.ERROR_COLUMNS
 # what reaches the driver besides id and status: a comparison panel's columns (PNGs only for
 # the comparison images, empty bytes for the others: actors.evaluate)
-PANEL_COLUMNS = ("dataset", "image_id", "relative_path", "task", "method", "lq_png", "hq_png", "restored_png", "std_png",
-                 "lq_psnr", "lq_ssim", "psnr", "ssim", "samples", "estimate", "std_mean")
+PANEL_COLUMNS = ("dataset", "image_id", "relative_path", "task", "method", "lq_png", "hq_png", "restored_png",
+                 "std_png", "lq_psnr", "lq_ssim", "psnr", "ssim", "samples", "estimate", "std_mean")
 
 
 @dataclass(frozen=True, kw_only=True)
