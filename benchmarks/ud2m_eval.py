@@ -5,7 +5,8 @@
 
 Each task is one of the evaluate grid's (configs/evaluate.yaml), scored by
 benchmarks/preset_objective.score (seeded degradations and solves, mean PSNR): langevin with its
-preset, ud2m at its starting point (``unfolding: untrained``) and the trained unfolding.
+preset, ud2m at its starting point (``unfolding: untrained``) and the trained unfolding, next to
+the classical baselines TV and BM3D (where they apply) on the same degraded crops.
 """
 from __future__ import annotations
 
@@ -32,6 +33,21 @@ def crops(n: int, size: int) -> list[np.ndarray]:
     return out
 
 
+def baseline_psnr(name: str, task: str, images: list[np.ndarray]) -> float:
+    """Mean PSNR of a classical baseline on the same seeded degradations (NaN where it does not
+    apply to the task's operator)."""
+    from operators.baselines import baseline_applies, get_baseline
+
+    spec = po.tasks()[task]
+    got = []
+    for i, crop in enumerate(images):
+        op, y = po.degrade(spec, crop, i)
+        if not baseline_applies(name, op):
+            return float("nan")
+        got.append(po.psnr(get_baseline(name)(y, op)[0].permute(1, 2, 0).numpy(), crop))
+    return float(np.mean(got))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--unfolding", default=str(po.REPO / "weights" / "embedded_ud2m.safetensors"))
@@ -43,12 +59,15 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     images, prior = crops(args.images, args.size), {"name": "embedded"}
-    print("| task | input estimate | langevin (preset) | ud2m untrained | ud2m trained |\n|---|---:|---:|---:|---:|")
+    print("| task | input estimate | tv | bm3d | langevin (preset) | ud2m untrained | ud2m trained |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
     for task in args.tasks:
+        base = [baseline_psnr(b, task, images) for b in ("tv", "bm3d")]
         lv = po.score("langevin", task, {"preset": "auto"}, args.nfe, prior, images)
         un = po.score("ud2m", task, {"unfolding": "untrained"}, args.nfe, prior, images)
         tr = po.score("ud2m", task, {"unfolding": args.unfolding}, args.nfe, prior, images)
-        print(f"| {task} | {lv['input_psnr']:.2f} | {lv['psnr']:.2f} | {un['psnr']:.2f} | {tr['psnr']:.2f} |", flush=True)
+        cells = [lv["input_psnr"], *base, lv["psnr"], un["psnr"], tr["psnr"]]
+        print(f"| {task} | " + " | ".join("-" if np.isnan(c) else f"{c:.2f}" for c in cells) + " |", flush=True)
 
 
 if __name__ == "__main__":
