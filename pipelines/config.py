@@ -156,11 +156,12 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def to_dict(cfg: Any) -> dict:
-    """The config as plain data; the keys its class declares come first, then inherited ones
-    (a job's own keys before pipelines.job.JobConfig's), so a dry run reads like the YAML."""
+    """The config as plain data; the keys its class declares come first, then those of each
+    base class in turn (a job's own keys before pipelines.job.JobConfig's, whose sections come
+    last), so a dry run reads like the YAML."""
     d = dataclasses.asdict(cfg)
-    own = [k for k in vars(type(cfg)).get("__annotations__", {}) if k in d]
-    return {**{k: d[k] for k in own}, **d}
+    order = [k for c in type(cfg).__mro__ for k in vars(c).get("__annotations__", {}) if k in d]
+    return {**{k: d[k] for k in dict.fromkeys(order)}, **d}
 
 
 def config_hash(cfg: Any, exclude: tuple[str, ...] = (), extra: dict | None = None) -> str:
