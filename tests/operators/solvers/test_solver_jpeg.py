@@ -18,6 +18,17 @@ from operators.solvers import get_solver, solver_config
 from tests.conftest import shared_data
 
 
+def cbsd68_q10() -> tuple[torch.Tensor, JPEG, torch.Tensor]:
+    """(x, op, y): two 96 x 96 CBSD68 crops (never tuned on), the q10 JPEG and its decoded y."""
+    crops = []
+    for name, (top, left) in (("102061.png", (120, 200)), ("105025.png", (150, 120))):
+        a = np.asarray(Image.open(shared_data() / "eval" / "CBSD68" / name).convert("RGB"))
+        crops.append(torch.from_numpy(a[top:top + 96, left:left + 96].copy()).permute(2, 0, 1).float() / 255)
+    x = torch.stack(crops)
+    op = JPEG(quality=10)
+    return x, op, op.forward(x)
+
+
 @pytest.mark.parametrize("name", ["diffpir", "langevin", "reld"])
 def test_noiseless_jpeg_needs_no_inexact_steps_and_ends_in_the_set(name):
     op = JPEG(quality=20)
@@ -44,13 +55,7 @@ def test_embedded_prior_at_q10_reld_beats_the_jpeg_and_diffpir_stays_close():
     4-13 dB worse through the surrogate's gradient steps)."""
     if not shipped_weights("embedded_pixel").is_file():
         pytest.skip("weights/embedded_pixel.safetensors not found")
-    crops = []
-    for name, (top, left) in (("102061.png", (120, 200)), ("105025.png", (150, 120))):
-        a = np.asarray(Image.open(shared_data() / "eval" / "CBSD68" / name).convert("RGB"))
-        crops.append(torch.from_numpy(a[top:top + 96, left:left + 96].copy()).permute(2, 0, 1).float() / 255)
-    x = torch.stack(crops)
-    op = JPEG(quality=10)
-    y = op.forward(x)
+    x, op, y = cbsd68_q10()
     prior = build_prior({"name": "embedded"})
     gains = {}
     for name in ("reld", "diffpir"):
@@ -92,13 +97,7 @@ def test_diffpir_with_its_jpeg_preset_beats_the_jpeg(prior_spec):
         pytest.skip("weights/embedded_pixel.safetensors not found")
     if prior_spec["name"] == "ffdnet" and not (shared_data() / "weights" / "FFDNet_color.mat").is_file():
         pytest.skip("../shared/data/weights/FFDNet_color.mat not found")
-    crops = []
-    for name, (top, left) in (("102061.png", (120, 200)), ("105025.png", (150, 120))):
-        a = np.asarray(Image.open(shared_data() / "eval" / "CBSD68" / name).convert("RGB"))
-        crops.append(torch.from_numpy(a[top:top + 96, left:left + 96].copy()).permute(2, 0, 1).float() / 255)
-    x = torch.stack(crops)
-    op = JPEG(quality=10)
-    y = op.forward(x)
+    x, op, y = cbsd68_q10()
     keys, preset = resolve_spec("diffpir", {}, op)
     assert preset == "jpeg" and keys["sigma_max"] == pytest.approx(op.init_sigma)
     out = get_solver("diffpir")(y, op, build_prior(prior_spec), nfe=10, generator=gen(0),
