@@ -166,8 +166,9 @@ class EvaluateJob(StreamingJob):
         if len(row["restored_png"]):
             from pipelines.evaluate_panels import save_parts
 
-            save_parts(self.cfg.output, self.cfg.storage, row)
-            p = self.panels.setdefault((str(row["dataset"]), str(row["relative_path"]), str(row["task"])),
+            key = (str(row["dataset"]), str(row["relative_path"]), str(row["task"]))
+            save_parts(self.cfg.output, self.cfg.storage, row, new_scene=key not in self.panels)
+            p = self.panels.setdefault(key,
                                        {"lq": bytes(row["lq_png"]), "hq": bytes(row["hq_png"]),
                                         "lq_scores": (float(row["lq_psnr"]), float(row["lq_ssim"])),
                                         "methods": {}})

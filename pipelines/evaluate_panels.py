@@ -27,14 +27,15 @@ def _uri(output: str, name: str) -> str:
     return output_uri(output, FOLDER, f"parts/{name}.png")
 
 
-def save_parts(output: str, storage, row: dict) -> None:
-    """Write one streamed row's panel pieces (its output, its std map when it has one, and the
-    scene's LQ input and reference)."""
+def save_parts(output: str, storage, row: dict, new_scene: bool) -> None:
+    """Write one streamed row's panel pieces: its output and its std map when it has one, and,
+    for the first row of a scene (``new_scene``), the scene's LQ input and reference."""
     from pipelines.storage import write_bytes_atomic
 
     scene = _scene(str(row["image_id"]), str(row["task"]))
-    pieces = {str(row["id"]): row["restored_png"], f"{row['id']}__std": row["std_png"],
-              f"{scene}__lq": row["lq_png"], f"{scene}__hq": row["hq_png"]}
+    pieces = {str(row["id"]): row["restored_png"], f"{row['id']}__std": row["std_png"]}
+    if new_scene:
+        pieces |= {f"{scene}__lq": row["lq_png"], f"{scene}__hq": row["hq_png"]}
     for name, data in pieces.items():
         if len(data):
             write_bytes_atomic(_uri(output, name), bytes(data), storage)
