@@ -206,6 +206,8 @@ def test_benchmark_config_loads_and_plans():
     assert [t.name for t in cfg.tasks] == ["denoise", "deblur_motion", "deblur_gauss", "sr_x4", "inpaint_random",
                                            "inpaint_box", "jpeg_q10"]
     assert cfg.datasets[1].limit == 2 and cfg.datasets[0].crop == 256
+    methods = {m.name: m for m in cfg.methods}
+    assert methods["ud2m"].solver["name"] == "ud2m" and methods["ud2m"].tasks is None  # issue 11: every task
 
 
 def test_stage_and_actor_turn_failures_into_error_rows(tmp_path):
