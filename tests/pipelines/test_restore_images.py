@@ -179,3 +179,26 @@ def test_workers_write_the_tables_the_driver_wrote_and_send_back_ids_only(ray_lo
 def test_posterior_keys_are_validated_naming_the_key(tmp_path, solver, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         _config(tmp_path, tmp_path / "in", tmp_path / "out", solver=solver)  # output outside the input
+
+
+def test_ud2m_with_the_shipped_unfolding_restores_real_crops(ray_local, tmp_path):
+    """Issue 11, item 6: `solver: {name: ud2m, nfe: 6}` in restore-images loads the shipped
+    unfolding on the embedded prior it was trained on and deblurs real CBSD68 crops."""
+    from PIL import Image
+
+    from tests.operators.priors._data import SHARED_DATA, center_crop, load_image
+
+    root = tmp_path / "in"
+    root.mkdir()
+    for f in sorted((SHARED_DATA / "eval" / "CBSD68").glob("*.png"))[:2]:
+        crop = center_crop(load_image(f), 96)[0].permute(1, 2, 0).numpy()
+        Image.fromarray((crop * 255).round().astype(np.uint8)).save(root / f.name)
+    out = tmp_path / "out"
+    cfg = _config(tmp_path, root, out, degradation={"name": "blur", "kind": "gaussian", "sigma": 1.5, "noise_sigma": 0.01},
+                  solver={"name": "ud2m", "nfe": 6}, prior={"name": "embedded"}, mlflow={"enabled": False})
+    run(cfg)
+    results = _table(out / "results")
+    assert len(results) == 2
+    for r in results:
+        assert (r["solver"], r["nfe"]) == ("ud2m", 6)
+        assert r["psnr"] > r["lq_psnr"] + 1.0, (r["relative_path"], r["psnr"], r["lq_psnr"])
