@@ -26,6 +26,7 @@ from operators.metrics.quality import quality
 from operators.priors import build_prior
 from operators.seeding import derive_seed
 from operators.solvers import get_solver, solver_config
+from operators.solvers.posterior import posterior_samples, split_posterior
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL = REPO.parent / "shared" / "data" / "eval"
@@ -42,6 +43,8 @@ METHODS = {  # name -> (solver, nfe, config, assumed operator, prior)
     "conditional (1 NFE)": ("conditional", 1, {}, None, "embedded"),
     "conditional (4 NFE)": ("conditional", 4, {}, None, "embedded"),
     "irsde (posterior, 5 NFE)": ("irsde", 5, {"sampler": "posterior"}, None, "embedded"),
+    "irsde (mean of 4 posterior samples, 5 NFE each)": ("irsde", 5, {"sampler": "posterior", "samples": 4}, None,
+                                                        "embedded"),
     "irsde (Euler-Maruyama, 20 NFE)": ("irsde", 20, {}, None, "embedded"),
 }
 
@@ -69,9 +72,10 @@ def restore(name: str, y: torch.Tensor, op, seed: int) -> tuple[torch.Tensor, fl
         told = build_degradation(assume) if assume else op
         from operators.solvers import row_config
 
-        config = row_config(solver, cfg, told)[0] if not cfg else solver_config(solver, **cfg)
-        x = get_solver(solver)(y, told, prior, nfe=nfe, generator=torch.Generator().manual_seed(seed),
-                               config=config).x
+        posterior, keys = split_posterior(cfg)
+        config = row_config(solver, keys, told)[0] if not keys else solver_config(solver, **keys)
+        x = posterior_samples(get_solver(solver), y, told, prior, nfe=nfe, generator=torch.Generator().manual_seed(seed),
+                              config=config, samples=posterior.samples, estimate=posterior.estimate or "mean").x
     return x.clamp(0, 1), time.perf_counter() - t0
 
 
