@@ -25,7 +25,7 @@ from operators.metrics.niqe import niqe
 from operators.metrics.quality import quality
 from operators.priors import build_prior
 from operators.seeding import derive_seed
-from operators.solvers import get_solver, solver_config
+from operators.solvers import get_solver, row_config, solver_config
 from operators.solvers.posterior import posterior_samples, split_posterior
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,8 +70,6 @@ def restore(name: str, y: torch.Tensor, op, seed: int) -> tuple[torch.Tensor, fl
             PRIORS[prior_name] = build_prior({"name": prior_name})
         prior = PRIORS[prior_name]
         told = build_degradation(assume) if assume else op
-        from operators.solvers import row_config
-
         posterior, keys = split_posterior(cfg)
         config = row_config(solver, keys, told)[0] if not keys else solver_config(solver, **keys)
         x = posterior_samples(get_solver(solver), y, told, prior, nfe=nfe, generator=torch.Generator().manual_seed(seed),
