@@ -46,6 +46,9 @@ class MethodConfig:
     ``kind: baseline``: ``baseline`` ({name, ...baseline config}).
     ``task_config``: {task name: config keys} overriding the solver/baseline config on that task.
     ``tasks``: run only on these tasks (null: every task the method applies to).
+    ``limit``: run only on the first ``limit`` images of each dataset (an expensive reference
+    measured on a subset; null: every image). Ids do not hash it: raising it later runs only
+    the new images.
     ``space``: the prior's space, needed only for a ``diffusers`` prior whose VAE is implied.
     ``assume``: a degradation spec the solver is told instead of the task's (a wrong operator on
     purpose, e.g. plain bicubic x4 on Real-ESRGAN-degraded inputs; null: the task's own)."""
@@ -60,6 +63,7 @@ class MethodConfig:
     tasks: list[str] | None = None
     space: Literal["pixel", "latent"] | None = None
     assume: dict | None = None
+    limit: int | None = None
 
     def effective(self, task: str, degradation: dict | None = None) -> dict:
         """The JSON-able spec this method runs with on ``task`` (task overrides applied); given
@@ -97,6 +101,9 @@ class MethodConfig:
         from pipelines.prior_files import check_prior_files
         from pipelines.registry_check import check_prior, check_solver
 
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int)
+                                       or self.limit < 1):
+            raise ConfigError(f"config key '{key}.limit': expected a positive integer or null, got {self.limit!r}")
         unknown = sorted((set(self.task_config) | set(self.tasks or [])) - set(task_names))
         if unknown:
             raise ConfigError(f"config key '{key}': unknown task {unknown[0]!r}; tasks: {', '.join(task_names)}")
@@ -237,8 +244,10 @@ def plan_grid(datasets, tasks, methods, seed: int, mod: int, output: str, storag
     rows = []
     for d in datasets:
         files = list_inputs(resolve_input(d.input, output), storage)[: d.limit]
-        for f in files:
+        for index, f in enumerate(files):
             for t, m in pairs:
+                if m.limit is not None and index >= m.limit:
+                    continue
                 spec = m.effective(t.name, t.degradation)
                 weights = prior_digest(spec["prior"]) if spec["kind"] == "solver" else None
                 rows.append({"id": grid_row_id(seed, f.uri, d.crop, mod, t.degradation, spec, weights),

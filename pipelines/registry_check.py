@@ -121,3 +121,10 @@ def check_prior(spec: dict, key: str = "prior") -> None:
     if unknown:
         raise ConfigError(f"unknown config key '{key}.{unknown[0]}' for prior {name!r}; "
                           f"valid keys: name, {', '.join(valid)}")
+    if name in ("embedded", "embedded_latent") and "dtype" in spec:
+        from operators.priors.precision import compute_dtype
+
+        try:
+            compute_dtype(spec["dtype"])
+        except ValueError as e:
+            raise ConfigError(f"config key '{key}.dtype': {e}") from None

@@ -20,16 +20,20 @@ PriorFactory = Callable[..., Prior]
 PRIORS: Registry[PriorFactory] = Registry("prior")
 
 
-def _embedded(weights: str | None = None, grey: bool = False, device: str = "cpu") -> Prior:
-    """restoray's pixel EDM UNet: weights/embedded_pixel[_grey].safetensors or a path."""
+def _embedded(weights: str | None = None, grey: bool = False, dtype: str = "float32", device: str = "cpu") -> Prior:
+    """restoray's pixel EDM UNet: weights/embedded_pixel[_grey].safetensors or a path; ``dtype``
+    float32, bfloat16 or float16: the UNet's compute precision (operators.priors.precision)."""
     from operators.priors.embedded import DEFAULT_GREY_WEIGHTS, DEFAULT_WEIGHTS
 
-    return EmbeddedPixelPrior.from_weights(weights or (DEFAULT_GREY_WEIGHTS if grey else DEFAULT_WEIGHTS), device)
+    return EmbeddedPixelPrior.from_weights(weights or (DEFAULT_GREY_WEIGHTS if grey else DEFAULT_WEIGHTS), device,
+                                           dtype)
 
 
-def _embedded_latent(weights: str = "embedded_latent", codec_weights: str | None = None, device: str = "cpu") -> Prior:
-    """restoray's latent EDM UNet with its autoencoder (named in the UNet file's metadata)."""
-    return EmbeddedLatentPrior.from_weights(weights, codec_weights, device)
+def _embedded_latent(weights: str = "embedded_latent", codec_weights: str | None = None, dtype: str = "float32",
+                     device: str = "cpu") -> Prior:
+    """restoray's latent EDM UNet with its autoencoder (named in the UNet file's metadata);
+    ``dtype``: the UNet's compute precision (the codec stays float32)."""
+    return EmbeddedLatentPrior.from_weights(weights, codec_weights, device, dtype)
 
 
 def _diffusers(

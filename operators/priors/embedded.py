@@ -8,6 +8,7 @@ import torch
 from operators.priors.base import Prior
 from operators.priors.edm_unet import EDMUNet, load_edm_unet
 from operators.priors.paths import missing_weights_error, shipped_weights
+from operators.priors.precision import compute_dtype, run_network
 
 DEFAULT_WEIGHTS = "embedded_pixel"
 DEFAULT_GREY_WEIGHTS = "embedded_pixel_grey"
@@ -19,14 +20,16 @@ class EmbeddedPixelPrior(Prior):
     The adapter only rescales: the network works in [-1, 1], so x' = 2x - 1, sigma' = 2 sigma,
     and D = (D'(x', sigma') + 1) / 2. The network holds the EDM preconditioning. A grey
     network (1 channel) denoises RGB input channel by channel. Not text-conditioned: the
-    prompt is ignored. Parameters are frozen (autograd still flows to x, for DPS).
+    prompt is ignored. Parameters are frozen (autograd still flows to x, for DPS). ``dtype``:
+    the network's compute precision (operators.priors.precision).
     """
 
     space = "pixel"
     name = "embedded"
 
-    def __init__(self, net: EDMUNet):
+    def __init__(self, net: EDMUNet, dtype: str = "float32"):
         super().__init__()
+        self.compute_dtype = compute_dtype(dtype)
         if net.config.in_channels != net.config.out_channels:
             raise ValueError("a pixel prior network must map C channels to C channels")
         self.net = net.eval().requires_grad_(False)
@@ -36,13 +39,14 @@ class EmbeddedPixelPrior(Prior):
 
     @classmethod
     def from_weights(
-        cls, weights: str | Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu"
+        cls, weights: str | Path = DEFAULT_WEIGHTS, device: str | torch.device = "cpu", dtype: str = "float32"
     ) -> "EmbeddedPixelPrior":
         """Load weights/<weights>.safetensors (a bare name) or a path to a .safetensors file."""
+        compute_dtype(dtype)  # a bad value fails before the weights load
         path = shipped_weights(weights)
         if not path.is_file():
             raise missing_weights_error(path, "embedded pixel prior")
-        return cls(load_edm_unet(path, device))
+        return cls(load_edm_unet(path, device), dtype)
 
     def _denoise(self, x: torch.Tensor, sigma: torch.Tensor, prompt: str | None) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -53,5 +57,5 @@ class EmbeddedPixelPrior(Prior):
                     f"use the grey weights ({DEFAULT_GREY_WEIGHTS!r}) for grey images"
                 )
             x, sigma = x.reshape(b * c, 1, h, w), sigma.repeat_interleave(c)
-        d = self.net(2 * x - 1, 2 * sigma.to(x.dtype))
+        d = run_network(self.net, self.compute_dtype, 2 * x - 1, 2 * sigma.to(x.dtype))
         return ((d + 1) / 2).reshape(b, c, h, w)

@@ -11,6 +11,7 @@ from operators.priors.base import Prior
 from operators.priors.edm_unet import EDMUNet, load_edm_unet, read_metadata
 from operators.priors.json_config import JsonConfig
 from operators.priors.paths import missing_weights_error, shipped_weights
+from operators.priors.precision import compute_dtype, run_network
 from operators.priors.scaled_codec import ScaledCodec
 
 DEFAULT_WEIGHTS = "embedded_latent"
@@ -63,8 +64,9 @@ class EmbeddedLatentPrior(Prior):
     space = "latent"
     name = "embedded_latent"
 
-    def __init__(self, net: EDMUNet, codec: ConvAutoencoder, config: LatentPriorConfig):
+    def __init__(self, net: EDMUNet, codec: ConvAutoencoder, config: LatentPriorConfig, dtype: str = "float32"):
         super().__init__()
+        self.compute_dtype = compute_dtype(dtype)
         if net.config.in_channels != codec.latent_channels:
             raise ValueError(
                 f"latent UNet takes {net.config.in_channels} channels, codec gives {codec.latent_channels}"
@@ -82,8 +84,10 @@ class EmbeddedLatentPrior(Prior):
         weights: str | Path = DEFAULT_WEIGHTS,
         codec_weights: str | Path | None = None,
         device: str | torch.device = "cpu",
+        dtype: str = "float32",
     ) -> "EmbeddedLatentPrior":
         """Load the latent UNet, then the codec its metadata names (or ``codec_weights``)."""
+        compute_dtype(dtype)  # a bad value fails before the weights load
         path = shipped_weights(weights)
         if not path.is_file():
             raise missing_weights_error(path, "embedded latent prior")
@@ -91,7 +95,7 @@ class EmbeddedLatentPrior(Prior):
         codec_path = shipped_weights(codec_weights if codec_weights is not None else config.codec)
         if not codec_path.is_file():
             raise missing_weights_error(codec_path, "embedded latent prior's codec")
-        return cls(load_edm_unet(path, device), load_autoencoder(codec_path, device), config)
+        return cls(load_edm_unet(path, device), load_autoencoder(codec_path, device), config, dtype)
 
     def _denoise(self, z: torch.Tensor, sigma: torch.Tensor, prompt: str | None) -> torch.Tensor:
-        return self.net(z, sigma.to(z.dtype))
+        return run_network(self.net, self.compute_dtype, z, sigma.to(z.dtype))

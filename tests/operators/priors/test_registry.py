@@ -25,7 +25,7 @@ def test_gaussian_spec_builds_the_exact_prior():
 def test_errors_list_the_valid_choices():
     with pytest.raises(UnknownNameError, match="valid choices: diffusers, dncnn, dvdnet, embedded"):
         build_prior({"name": "nope"})
-    msg = r"unknown key\(s\) \['weight'\] for prior 'embedded'; valid keys: name, weights, grey"
+    msg = r"unknown key\(s\) \['weight'\] for prior 'embedded'; valid keys: name, weights, grey, dtype"
     with pytest.raises(ValueError, match=msg):
         build_prior({"name": "embedded", "weight": "x"})
     with pytest.raises(ValueError, match=r"needs key\(s\) \['model'\]"):
