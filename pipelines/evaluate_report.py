@@ -23,8 +23,12 @@ def markdown_table(results: list[dict], datasets: list, tasks: list, methods: li
                    skipped: list[dict], errors: list[dict]) -> str:
     """Per dataset: | task | method | n | PSNR | SSIM | NFE | NFE bwd | s / image |, the
     input y's scores first and the best PSNR of each task in bold; then the best diffusion
-    solver against the best classical baseline per task; then skipped pairs and errors."""
+    solver against the best classical baseline per task (methods run on every image), the same
+    per prior, the solvers below their input, the methods run on a subset (``limit``) against
+    the full-set best on the same images; then skipped pairs and errors."""
     kinds = {m.name: _kind(m) for m in methods}
+    prior_of = {m.name: m.prior["name"] for m in methods if m.kind == "solver" and m.prior}
+    priors = list(dict.fromkeys(prior_of.values()))
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in results:
         groups[(r["dataset"], r["task"], r["method"])].append(r)
@@ -35,7 +39,7 @@ def markdown_table(results: list[dict], datasets: list, tasks: list, methods: li
         lines += [f"### {d.name} ({n_img} image{'s' if n_img != 1 else ''}, {crop})", "",
                   "| task | method | n | PSNR (dB) | SSIM | NFE | NFE bwd | s / image |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
-        best_rows, subset_rows = [], []
+        best_rows, subset_rows, prior_rows, below = [], [], [], []
         for t in tasks:
             rows = {m.name: groups.get((d.name, t.name, m.name), []) for m in methods}
             rows = {k: v for k, v in rows.items() if v}
@@ -54,11 +58,24 @@ def markdown_table(results: list[dict], datasets: list, tasks: list, methods: li
                         _f(_mean(r["nfe_backward"] for r in v), ".0f"), _f(_mean(r["seconds"] for r in v), ".2f")]
                 shown = f"**{p}**" if name == best else p
                 lines.append(f"| {t.name} | {name} | {len(v)} | {shown} | {' | '.join(cols)} |")
-            best_rows.append(_best_line(t.name, {k: v for k, v in means.items() if len(rows[k]) == full}, kinds))
+            full_means = {k: v for k, v in means.items() if len(rows[k]) == full}
+            best_rows.append(_best_line(t.name, full_means, kinds))
+            for prior in priors if len(priors) > 1 else ():
+                mine = {k: v for k, v in full_means.items() if prior_of.get(k, prior) == prior}
+                prior_rows.append(_best_line(f"{t.name} | {prior}", mine, kinds))
+            below += [f"{name} on {t.name} ({means[name]:.2f} < {_mean(r['lq_psnr'] for r in v):.2f})"
+                      for name, v in rows.items() if kinds.get(name) == "solver"
+                      and means[name] < _mean(r["lq_psnr"] for r in v)]
         lines += ["", f"Best diffusion solver vs best classical baseline on {d.name} (PSNR, dB; methods run "
                   f"on every image of the task):", "",
                   "| task | best solver | PSNR | best baseline | PSNR | margin |", "|---|---|---:|---|---:|---:|",
                   *best_rows, ""]
+        if prior_rows:
+            lines += [f"The same per prior (its solvers only) on {d.name}:", "",
+                      "| task | prior | best solver | PSNR | best baseline | PSNR | margin |",
+                      "|---|---|---|---:|---|---:|---:|", *prior_rows, ""]
+        lines += [f"Solvers below their input's PSNR on {d.name}: " + ("; ".join(below) if below else "none") + ".",
+                  ""]
         if subset_rows:
             lines += [f"Methods run on a subset of {d.name} (`limit`), against the best solver run on every "
                       f"image, on the same images (PSNR, dB):", "",

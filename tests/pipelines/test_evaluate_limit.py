@@ -66,3 +66,17 @@ def test_the_report_compares_a_subset_method_on_its_own_images():
     # the subset method against fast on the same two images: 31.00 vs 30.50
     assert "| denoise | slow | 2 | 31.00 | fast | 30.50 | +0.50 |" in md
     assert "(`limit`): slow (2)." in md
+
+
+def test_the_report_gives_each_prior_its_margin_and_names_solvers_below_their_input():
+    other = {"name": "ffdnet"}
+    methods = [MethodConfig("a", "solver", solver={"name": "langevin"}, prior=PRIOR, nfe=8),
+               MethodConfig("b", "solver", solver={"name": "langevin"}, prior=other, nfe=8),
+               MethodConfig("tv", "baseline", baseline={"name": "tv"})]
+    results = [_row("a", i, 19.0) for i in range(2)] + [_row("b", i, 26.0) for i in range(2)]
+    results += [_row("tv", i, 24.0) for i in range(2)]
+    md = markdown_table(results, [DatasetConfig("d", "x")], [TASK], methods, [], [])
+    assert "| denoise | b | 26.00 | tv | 24.00 | +2.00 |" in md
+    assert "| denoise | gaussian | a | 19.00 | tv | 24.00 | -5.00 |" in md
+    assert "| denoise | ffdnet | b | 26.00 | tv | 24.00 | +2.00 |" in md
+    assert "Solvers below their input's PSNR on d: a on denoise (19.00 < 20.00)." in md
