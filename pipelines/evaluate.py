@@ -143,12 +143,12 @@ class EvaluateJob(StreamingJob):
 
     def stages(self, ds, chash: str, plan: Plan):
         from actors.evaluate import EvaluateActor
-        from pipelines.ray_runtime import actor_pool_args
+        from pipelines.ray_runtime import actor_pool_args, task_args
         from pipelines.stages.eval_load import EvalLoadStage
 
         cfg = self.cfg
         compare = comparison_images(self.grid, cfg.comparisons)
-        ds = ds.map_batches(EvalLoadStage(cfg.seed, cfg.mod, cfg.storage, cfg.max_pixels), batch_size=1)
+        ds = ds.map_batches(EvalLoadStage(cfg.seed, cfg.mod, cfg.storage, cfg.max_pixels), **task_args(cfg.ray, 1))
         return ds.map_batches(EvaluateActor, fn_constructor_kwargs={
             "seed": cfg.seed, "device": "cuda" if cfg.ray.num_gpus else "cpu",
             "torch_threads": cfg.ray.torch_threads, "comparison_images": tuple(sorted(compare)),

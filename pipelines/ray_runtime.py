@@ -59,6 +59,13 @@ def warn_if_pool_too_big(cfg: RayConfig) -> None:
                     "the cluster grows (an autoscaler) or lower ray.actors", cfg.actors, most, why)
 
 
+def task_args(cfg: RayConfig, batch_size: int) -> dict:
+    """``map_batches`` keyword arguments for a load or finish stage (plain tasks): a
+    fractional ``num_cpus`` (RayConfig.num_cpus_per_task), so every stage keeps a share of a
+    small node and the results tables are written as rows finish."""
+    return {"batch_size": batch_size, "num_cpus": cfg.num_cpus_per_task}
+
+
 def actor_pool_args(cfg: RayConfig) -> dict:
     """``map_batches`` keyword arguments for a model stage: a fixed pool, fractional CPUs.
 

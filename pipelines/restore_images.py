@@ -144,19 +144,19 @@ class RestoreImagesJob(StreamingJob):
 
     def stages(self, ds, chash: str, plan: Plan):
         from actors.restore import RestoreActor
-        from pipelines.ray_runtime import actor_pool_args
+        from pipelines.ray_runtime import actor_pool_args, task_args
         from pipelines.stages.finish import FinishStage
         from pipelines.stages.load import LoadStage
 
         cfg = self.cfg
         compare = tuple(r["id"] for r in plan.rows[: cfg.comparisons])
         ds = ds.map_batches(LoadStage(cfg.degradation, cfg.synthesize, cfg.seed, cfg.storage, cfg.max_pixels),
-                            batch_size=cfg.ray.batch_size)
+                            **task_args(cfg.ray, cfg.ray.batch_size))
         ds = ds.map_batches(RestoreActor, fn_constructor_kwargs={
             "solver": cfg.solver, "prior": cfg.prior, "seed": cfg.seed,
             "device": "cuda" if cfg.ray.num_gpus else "cpu", "torch_threads": cfg.ray.torch_threads,
             "solve_batch": cfg.ray.solve_batch}, **actor_pool_args(cfg.ray))
-        return ds.map_batches(FinishStage(cfg.output, chash, compare, cfg.storage), batch_size=cfg.ray.batch_size)
+        return ds.map_batches(FinishStage(cfg.output, chash, compare, cfg.storage), **task_args(cfg.ray, cfg.ray.batch_size))
 
     def result_row(self, row: dict, chash: str) -> dict:
         return result_row(row, self.cfg.seed, chash)

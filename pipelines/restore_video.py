@@ -119,12 +119,12 @@ class RestoreVideoJob(StreamingJob):
 
     def stages(self, ds, chash: str, plan: Plan):
         from actors.video import VideoRestoreActor
-        from pipelines.ray_runtime import actor_pool_args
+        from pipelines.ray_runtime import actor_pool_args, task_args
         from pipelines.stages.video_finish import SegmentFinishStage
         from pipelines.stages.video_load import SegmentLoadStage
 
         cfg = self.cfg
-        io = {"batch_size": 1}
+        io = task_args(cfg.ray, 1)
         ds = ds.map_batches(SegmentLoadStage(cfg.degradation, cfg.synthesize, cfg.seed, cfg.storage), **io)
         ds = ds.map_batches(VideoRestoreActor, fn_constructor_kwargs={
             "solver": cfg.solver, "prior": cfg.prior, "video_prior": cfg.video_prior, "seed": cfg.seed,

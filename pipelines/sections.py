@@ -11,12 +11,18 @@ class RayConfig:
     ``batch_size``: rows per actor call; ``solve_batch`` (restore-images, evaluate): at most this
     many of a call's rows with equal image shape, degradation and solver config share one solver
     call (1: one row per solve), each with its own generator, so results do not depend on it;
-    more rows per call use the accelerator better and need that many times the memory."""
+    more rows per call use the accelerator better and need that many times the memory.
+    ``num_cpus_per_task``: the CPUs each load / finish task asks for (decode, degrade, encode).
+    Fractional so that Ray Data's per-stage reservation leaves every stage its share on a small
+    node: at 1 CPU per load task, 2 actors x 0.5 and the loads took both CPUs of this machine,
+    and the stages after the model (the results tables) waited for the last load, so a long
+    job recorded no row for hours (a killed one lost them all)."""
 
     address: str | None = None
     actors: int = 2
     num_gpus: float = 0.0
     num_cpus_per_actor: float = 0.5
+    num_cpus_per_task: float = 0.25
     batch_size: int = 4
     solve_batch: int = 1
     num_cpus: int | None = None

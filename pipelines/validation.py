@@ -56,6 +56,7 @@ def check_ray(ray, key: str = "ray") -> None:
     check_at_least(f"{key}.torch_threads", ray.torch_threads, 1, optional=True)
     check_at_least(f"{key}.object_store_mb", ray.object_store_mb, RAY_MIN_OBJECT_STORE_MB)
     check_at_least(f"{key}.num_gpus", ray.num_gpus, 0)
+    check_positive(f"{key}.num_cpus_per_task", ray.num_cpus_per_task)
     if ray.num_gpus == 0:
         check_positive(f"{key}.num_cpus_per_actor", ray.num_cpus_per_actor)
     else:

@@ -33,7 +33,9 @@ from actors.columns import batch_to_rows, rows_to_batch
 from pipelines.sections import StorageConfig
 
 DONE, ERROR, LEASE_LOST = "done", "error", "lease_lost"
-WRITE_CPUS = 0.25  # a shard write is I/O; also keeps the stage out of the previous one (see above)
+# A shard write is I/O. A value the load / finish stages do not use (RayConfig.num_cpus_per_task,
+# 0.25) keeps it unfused from the stage before it (above).
+WRITE_CPUS = 0.2
 
 
 def shard_name(config_hash: str, rows: list[dict]) -> str:
