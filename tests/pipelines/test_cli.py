@@ -41,7 +41,7 @@ def test_dry_run_prints_resolved_config(capsys):
     from operators.solvers.presets import preset_values
 
     assert cfg["solver"]["lam"] == preset_values("diffpir", "sr")["lam"] and cfg["solver"]["rho"] == 7.0
-    assert cfg["prior"] == {"name": "embedded", "weights": None, "grey": False}
+    assert cfg["prior"] == {"name": "embedded", "weights": None, "grey": False, "dtype": "float32"}
     assert cfg["degradation"]["mode"] == "bicubic" and cfg["degradation"]["kernel_file"] is None
 
 

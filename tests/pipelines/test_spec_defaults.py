@@ -71,7 +71,7 @@ def test_preset_values_stay_symbolic_and_unknown_families_leave_them_to_the_row(
 def test_a_resolved_prior_has_its_builders_defaults():
     assert resolve_prior({"name": "gaussian", "mean": 0.5}) == {
         "name": "gaussian", "s2": 0.05, "mean": 0.5, "sigma_min": 1e-3, "sigma_max": 10.0}
-    assert resolve_prior({"name": "embedded"}) == {"name": "embedded", "weights": None, "grey": False}
+    assert resolve_prior({"name": "embedded"}) == {"name": "embedded", "weights": None, "grey": False, "dtype": "float32"}
     assert resolve_prior({"name": "diffusers", "model": "org/x"})["model"] == "org/x"
 
 
