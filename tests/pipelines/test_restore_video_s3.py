@@ -1,8 +1,9 @@
 """configs/restore-video.yaml on the development clips, from a bucket to a bucket on a real S3
 API (moto's server on loopback): every clip keeps its frame count, timing and audio.
 
-The solver is the shipped config's (langevin_video with its couplings) with the exact Gaussian
-test prior and 1 NFE, so the whole clips (430 frames) run in CI time."""
+The solver is per-frame langevin with the exact Gaussian test prior and 1 NFE, so the whole
+clips (430 frames) run in CI time (the windowed solver's couplings, which add an optical flow per
+frame pair, are tested on synthetic clips in test_restore_video.py)."""
 from __future__ import annotations
 
 import io
@@ -35,7 +36,7 @@ def test_development_clips_from_bucket_to_bucket(ray_local, s3_server, tmp_path)
     fs.pipe("archive/in/broken.mp4", b"\x00\x00\x00\x18ftypmp42 truncated")
     cfg, run = load_job_config(str(REPO / "configs" / "restore-video.yaml"), [
         "input=s3://archive/in", "output=s3://archive/out", f"storage.endpoint_url={s3_server}",
-        "max_frames=null", "segment_frames=80", "prior.name=gaussian", "solver.nfe=1",
+        "max_frames=null", "segment_frames=80", "prior.name=gaussian", "solver.name=langevin", "solver.nfe=1",
         f"mlflow.tracking_uri={mlflow_store(tmp_path)}"])
     summary = run(cfg)
     assert summary.clips == len(CLIPS) and summary.total_errors == 1
