@@ -38,7 +38,13 @@ PRIOR = {"reld": {"name": "embedded_latent"}, "latent_dps": {"name": "embedded_l
 # Ending the schedule near sigma_y too (end_scale 0.8) keeps it at or above the denoiser alone.
 _HQS = [{"start_scale": 1.0, "lam": 50.0, "zeta": 0.0, "end_scale": 0.8},
         {"start_scale": 1.0, "lam": 50.0, "zeta": 0.0, "end_scale": 0.05}]
-SEEDS = {("diffpir", "denoise"): _HQS, ("diffpir", "jpeg_q10"): _HQS}
+# Motion deblurring from the Gaussian-deblur preset (what it ran with before it had its own) and
+# from a hand probe's point (langevin: delta 1, sigma_min 0.01, +3.6 dB on Levin kernels 3 and 6).
+_MOTION = {"langevin": [{"delta": 3.5469, "sigma_max": 0.1321, "sigma_min": 0.0262},
+                        {"delta": 1.0, "sigma_max": 0.1321, "sigma_min": 0.01}],
+           "diffpir": [{"lam": 0.7036, "sigma_max": 0.1073, "zeta": 0.702}]}
+SEEDS = {("diffpir", "denoise"): _HQS, ("diffpir", "jpeg_q10"): _HQS,
+         **{(solver, "deblur_motion"): points for solver, points in _MOTION.items()}}
 
 
 def start_space(task: str, init: str | None = None) -> dict:

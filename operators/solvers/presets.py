@@ -28,7 +28,12 @@ import yaml
 from operators.degradations.base import Degradation
 
 PRESETS_FILE = Path(__file__).resolve().parents[2] / "configs" / "presets.yaml"
-FAMILIES = ("denoise", "deblur", "sr", "inpaint_random", "inpaint_holes", "colorize", "jpeg", "refine", "default")
+FAMILIES = ("denoise", "deblur", "deblur_motion", "sr", "inpaint_random", "inpaint_holes", "colorize", "jpeg",
+            "refine", "default")
+# A family a solver has no preset for takes its parent's before the solver's ``default``: motion
+# and given kernels (sharp, far better conditioned than a Gaussian of sigma 2 px) were run with
+# the Gaussian-deblur preset until they had their own.
+PARENT = {"deblur_motion": "deblur"}
 MEASUREMENT = "measurement"
 MIN_START = 1.0 / 255
 ORCHESTRATION_KEYS = ("preset", "start_scale", "end_scale")
@@ -36,7 +41,8 @@ SCALES = {"sigma_max": "start_scale", "sigma_min": "end_scale"}
 
 
 def task_family(degradation: Degradation | None) -> str:
-    """The preset family of an operator: denoise, deblur, sr, inpaint_random, inpaint_holes
+    """The preset family of an operator: denoise, deblur (Gaussian kernels), deblur_motion
+    (motion and given kernels), sr, inpaint_random, inpaint_holes
     (box and free-form masks: generation is needed), colorize, jpeg, refine, or default (chains).
     Video codec artifacts run as denoising at the estimated coding-error level
     (``VideoCodec.prox``), so they take the denoise preset. An operator whose initial estimate
@@ -48,7 +54,7 @@ def task_family(degradation: Degradation | None) -> str:
         return "refine"
     name = getattr(degradation, "name", "")
     if name == "blur":
-        return "deblur"
+        return "deblur" if getattr(degradation, "kind", "gaussian") == "gaussian" else "deblur_motion"
     if name == "video_codec":
         return "denoise"
     if name == "inpaint":
@@ -86,10 +92,12 @@ INHERITS = {"langevin_video": "langevin"}
 
 
 def preset_values(solver: str, family: str, path: str | Path | None = None) -> dict[str, Any]:
-    """The preset of ``solver`` for ``family`` (falling back to its ``default``), or {};
-    over the preset of the solver it inherits from (:data:`INHERITS`), if any."""
+    """The preset of ``solver`` for ``family`` (falling back to the family's :data:`PARENT`, then
+    to its ``default``), or {}; over the preset of the solver it inherits from (:data:`INHERITS`)."""
     base = preset_values(INHERITS[solver], family, path) if solver in INHERITS else {}
     table = presets(path).get(solver, {})
+    while family not in table and family in PARENT:
+        family = PARENT[family]
     return {**base, **table.get(family, table.get("default", {}))}
 
 

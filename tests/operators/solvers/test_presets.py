@@ -15,6 +15,7 @@ from operators.solvers.presets import FAMILIES, presets, resolve_spec, task_fami
 SPECS = {
     "denoise": {"name": "denoise", "noise_sigma": 0.1},
     "deblur": {"name": "blur", "kind": "gaussian", "sigma": 2.0},
+    "deblur_motion": {"name": "blur", "kind": "motion"},
     "sr": {"name": "sr", "scale": 4},
     "inpaint_random": {"name": "inpaint", "kind": "random", "fraction": 0.5},
     "inpaint_holes": {"name": "inpaint", "kind": "box", "fraction": 0.25},
@@ -28,6 +29,16 @@ SPECS = {
 @pytest.mark.parametrize("family", sorted(set(SPECS) - {"refine"}))
 def test_task_family(family):
     assert task_family(build_degradation(SPECS[family])) == family
+
+
+def test_a_family_without_a_preset_takes_its_parents():
+    from operators.solvers.presets import preset_values
+
+    table = presets()
+    missing = [s for s, fams in table.items() if "deblur" in fams and "deblur_motion" not in fams]
+    assert missing, "every solver has a deblur_motion preset: nothing falls back"
+    for solver in missing:
+        assert preset_values(solver, "deblur_motion") == preset_values(solver, "deblur")
 
 
 def test_every_shipped_preset_builds_its_solver_config():
