@@ -87,7 +87,7 @@ def markdown_table(results: list[dict], datasets: list, tasks: list, methods: li
     subsets = [f"{m.name} ({', '.join(m.tasks)})" for m in methods if m.tasks is not None]
     if subsets:
         lines += ["Run on the config's subset of tasks only: " + "; ".join(subsets) + ".", ""]
-    limited = [f"{m.name} ({m.limit})" for m in methods if getattr(m, "limit", None) is not None]
+    limited = [f"{m.name} ({m.limit})" for m in methods if m.limit is not None]
     if limited:
         lines += ["Run on the first images of each dataset only (`limit`): " + "; ".join(limited) + ".", ""]
     if errors:
