@@ -102,15 +102,20 @@ def save_autoencoder(ae: ConvAutoencoder, path: str | Path, dtype: torch.dtype =
     save_file(state, str(path), metadata=meta)
 
 
-def load_autoencoder(path: str | Path, device: str | torch.device = "cpu") -> ConvAutoencoder:
-    """Rebuild a :class:`ConvAutoencoder` from its safetensors file (config from its metadata)."""
+def load_autoencoder(path: str | Path, device: str | torch.device = "cpu") -> Codec:
+    """Rebuild an embedded codec from its safetensors file (config from its metadata): a
+    :class:`ConvAutoencoder` or a :class:`~operators.priors.block_codec.BlockCodec`."""
     from safetensors.torch import load_file
 
+    from operators.priors.block_codec import KIND as BLOCK, build_block_codec
     from operators.priors.edm_unet import read_metadata
 
     meta = read_metadata(path)
+    if "config" in meta and meta.get("kind") == BLOCK:
+        return build_block_codec(meta, path).to(device).eval()
     if meta.get("kind") != "autoencoder" or "config" not in meta:
-        raise ValueError(f"{path} is not an autoencoder file (metadata kind={meta.get('kind')!r})")
+        raise ValueError(f"{path} is not a codec file (metadata kind={meta.get('kind')!r}; "
+                         f"valid: autoencoder, {BLOCK})")
     ae = ConvAutoencoder(AutoencoderConfig.from_json(meta["config"]))
     ae.load_state_dict({k: v.float() for k, v in load_file(str(path), device="cpu").items()})
     return ae.to(device).eval()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from operators.priors.autoencoder import ConvAutoencoder, load_autoencoder
-from operators.priors.base import Prior
+from operators.priors.autoencoder import load_autoencoder
+from operators.priors.base import Codec, Prior
 from operators.priors.edm_unet import EDMUNet, load_edm_unet, read_metadata
 from operators.priors.json_config import JsonConfig
 from operators.priors.paths import missing_weights_error, shipped_weights
@@ -64,7 +64,7 @@ class EmbeddedLatentPrior(Prior):
     space = "latent"
     name = "embedded_latent"
 
-    def __init__(self, net: EDMUNet, codec: ConvAutoencoder, config: LatentPriorConfig, dtype: str = "float32"):
+    def __init__(self, net: EDMUNet, codec: Codec, config: LatentPriorConfig, dtype: str = "float32"):
         super().__init__()
         self.compute_dtype = compute_dtype(dtype)
         if net.config.in_channels != codec.latent_channels:

@@ -75,7 +75,7 @@ def _config_for(meta: dict) -> str:
     if meta.get("training_kind") in PAIRED_CONFIGS:
         return PAIRED_CONFIGS[meta["training_kind"]]
     kind = meta.get("kind")
-    if kind == "autoencoder":
+    if kind in ("autoencoder", "block_codec"):
         return "train-codec.yaml"
     return "train-latent.yaml" if "latent_prior" in meta else "train-prior.yaml"
 

@@ -2,7 +2,9 @@
 
 - pixel: EDM UNet on [-1, 1] images; EDM loss (Karras et al. 2022, Eq. 2 with Table 1's
   lambda(sigma) and log-normal sigma sampling, P_mean/P_std).
-- codec: the convolutional autoencoder; L2 + 0.1 L1 reconstruction loss.
+- codec: the embedded codec, ``net: {arch: block}`` (block PCA + learned corrections, its PCA
+  fitted on the first batches; the default) or ``{arch: conv}`` (the first conv autoencoder);
+  L2 + 0.1 L1 reconstruction loss.
 - latent: EDM UNet on the frozen codec's latents, shifted and scaled to std sigma_data = 0.5
   (LatentPriorConfig, stored in the weights' metadata with the codec's name).
 """
@@ -22,8 +24,10 @@ from operators.priors.autoencoder import (
     save_autoencoder,
 )
 from operators.priors import Prior, build_prior
-from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, load_edm_unet, save_edm_unet
-from operators.priors.embedded_latent import METADATA_KEY, LatentPriorConfig
+from operators.priors.base import Codec
+from operators.priors.block_codec import BlockCodec, BlockCodecConfig, save_block_codec
+from operators.priors.edm_unet import EDMUNet, EDMUNetConfig, load_edm_unet, read_metadata, save_edm_unet
+from operators.priors.embedded_latent import METADATA_KEY, LatentPriorConfig, latent_config_from_metadata
 from operators.priors.paths import WEIGHTS_DIR
 
 
@@ -33,7 +37,7 @@ class Objective:
     kind: str
     p_mean: float = -1.2
     p_std: float = 1.2
-    codec: ConvAutoencoder | None = None
+    codec: Codec | None = None
     latent: LatentPriorConfig | None = None
     teacher: Prior | None = None
     teacher_weight: float = 1.0
@@ -74,7 +78,8 @@ class Objective:
     def save(self, model: torch.nn.Module, path: str, extra: dict | None = None) -> None:
         meta = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in (extra or {}).items()}
         if self.kind == "codec":
-            save_autoencoder(model, path, dtype=torch.float16, extra=meta)
+            save = save_block_codec if isinstance(model, BlockCodec) else save_autoencoder
+            save(model, path, dtype=torch.float16, extra=meta)
         else:
             if self.kind == "latent":
                 meta[METADATA_KEY] = self.latent.to_json()
@@ -91,8 +96,7 @@ def build_objective(cfg: dict, sample_batch: torch.Tensor) -> Objective:
         return build_paired(cfg)
     net_cfg = dict(cfg.get("net") or {})
     if kind == "codec":
-        ae = ConvAutoencoder(AutoencoderConfig(in_channels=1 if cfg["grey"] else 3, **net_cfg))
-        return Objective(ae, kind)
+        return Objective(_codec(cfg, net_cfg, sample_batch), kind)
     if kind == "pixel":
         c = 1 if cfg["grey"] else 3
         net = (load_edm_unet(cfg["init_weights"]) if cfg.get("init_weights")
@@ -102,12 +106,29 @@ def build_objective(cfg: dict, sample_batch: torch.Tensor) -> Objective:
                          teacher_weight=cfg.get("teacher_weight", 1.0))
     if kind == "latent":
         codec = load_autoencoder(cfg["codec"]).requires_grad_(False)
-        with torch.no_grad():
-            latent = LatentPriorConfig.fit(codec.encode(sample_batch), codec=_codec_name(cfg["codec"]))
-        c = codec.config.latent_channels
-        net = EDMUNet(EDMUNetConfig(in_channels=c, out_channels=c, **net_cfg))
+        if cfg.get("init_weights"):  # continue: keep the latent scaling the network learned with
+            net = load_edm_unet(cfg["init_weights"])
+            latent = latent_config_from_metadata(read_metadata(cfg["init_weights"]), cfg["init_weights"])
+        else:
+            with torch.no_grad():
+                latent = LatentPriorConfig.fit(codec.encode(sample_batch), codec=_codec_name(cfg["codec"]))
+            c = codec.latent_channels
+            net = EDMUNet(EDMUNetConfig(in_channels=c, out_channels=c, **net_cfg))
         return Objective(net, kind, cfg["p_mean"], cfg["p_std"], codec=codec, latent=latent)
     raise ValueError(f"unknown training model {kind!r}; valid choices: pixel, codec, latent, {', '.join(PAIRED)}")
+
+
+def _codec(cfg: dict, net_cfg: dict, sample_batch: torch.Tensor) -> Codec:
+    """The codec to train: ``init_weights`` to continue, else a new one of ``net.arch``."""
+    if cfg.get("init_weights"):
+        return load_autoencoder(cfg["init_weights"]).train()
+    arch = net_cfg.pop("arch", "block")
+    channels = 1 if cfg["grey"] else 3
+    if arch == "conv":
+        return ConvAutoencoder(AutoencoderConfig(in_channels=channels, **net_cfg))
+    if arch != "block":
+        raise ValueError(f"config key 'net.arch': unknown codec architecture {arch!r}; valid: block, conv")
+    return BlockCodec(BlockCodecConfig(in_channels=channels, **net_cfg)).fit_pca(sample_batch)
 
 
 def _codec_name(path: str) -> str:

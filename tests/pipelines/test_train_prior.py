@@ -62,7 +62,7 @@ def test_codec_then_latent_prior(tmp_path):
 
     data = _images(tmp_path / "data")
     codec, latent = tmp_path / "codec.safetensors", tmp_path / "latent.safetensors"
-    codec_net = {"latent_channels": 4, "channels": [8, 8, 16], "blocks": 1}
+    codec_net = {"latent_channels": 4, "width": 8, "blocks": 1}  # the block codec (default arch)
     fit_local(train_loop, _cfg(tmp_path, data, model="codec", net=codec_net, output=str(codec),
                                checkpoint_dir=str(tmp_path / "c1")))
     fit_local(train_loop, _cfg(tmp_path, data, model="latent", codec=str(codec), output=str(latent),
@@ -72,3 +72,8 @@ def test_codec_then_latent_prior(tmp_path):
     z = prior.encode(x)
     assert z.shape == (1, 4, 8, 8) and prior.space == "latent"
     assert prior.decode(prior.denoise(z, 0.5)).shape == x.shape
+    # continuing from the weights keeps the latent scaling the network was trained with
+    again = tmp_path / "latent2.safetensors"
+    fit_local(train_loop, _cfg(tmp_path, _images(tmp_path / "other", n=2), model="latent", codec=str(codec),
+                               init_weights=str(latent), output=str(again), checkpoint_dir=str(tmp_path / "c3")))
+    assert build_prior({"name": "embedded_latent", "weights": str(again)}).config == prior.config
