@@ -178,6 +178,17 @@ def data_prox(degradation: Degradation, z: torch.Tensor, y: torch.Tensor, rho: f
     return x
 
 
+def project_feasible(degradation: Degradation, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """P_C(x) where the operator can project onto the convex set C of images consistent with y
+    (``degradation.project`` with an exact prox: noiseless JPEG's quantization constraint set);
+    x unchanged otherwise. C holds the truth, so the projection never moves an estimate away
+    from it: the last step of solvers whose updates only approach the data (DPS, latent DPS)."""
+    project = getattr(degradation, "project", None)
+    if callable(project) and getattr(degradation, "exact_prox", False):
+        return project(x, y)
+    return x
+
+
 def likelihood_grad(degradation: Degradation, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """grad_x log p(y | x) = A^T (y - A x) / sigma_n^2 for Gaussian noise (sigma_n floored
     as in ``prox``): (B, C, H, W)."""

@@ -107,7 +107,8 @@ def solve_dps(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: i
     r = ||y - A(x0)|| per image (the official code steps on the norm, not its square);
     x' = ancestral (or DDIM-eta) step from x0; x_{i+1} = x' - step_i grad_{x_i} r (Alg. 1, line 7,
     with step_i from :func:`norm_step`), or the "likelihood" guidance of :class:`DPSConfig`.
-    Non-linear operators: autograd through ``surrogate`` where the operator offers one.
+    Non-linear operators: autograd through ``surrogate`` where the operator offers one. Returns
+    x_N, projected onto the measurement's constraint set where the operator has one (JPEG's QCS).
     """
     cfg = resolve_config(config, DPSConfig, "dps")
     nfe = common.check_nfe(nfe, "dps")
@@ -127,4 +128,4 @@ def solve_dps(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: i
         x = common.renoise(x0, (x - x0) / sigma, sigma_next, zeta, generator)
         x = x - guidance_step(cfg.guidance, cfg.zeta, sigma, sigma_next, x_scale=2.0) * grad
         common.emit(callback, step=i, sigma=sigma, x=x, denoised=x0, loss=r)
-    return common.finish(x, prior, loss=r)
+    return common.finish(common.project_feasible(degradation, x, y), prior, loss=r)

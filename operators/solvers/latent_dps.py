@@ -52,7 +52,8 @@ def solve_latent_dps(y: torch.Tensor, degradation: Degradation, prior: Prior, *,
     y: (B, C, h, w) -> x: (B, C, H, W). Per step: z0 = D_lat(z_i, sigma_i), x0 = Dec(z0);
     loss = omega ||y - A(x0)|| + gamma ||z0 - E(A^T y + (I - A^T A) x0)|| (Eq. 9-10);
     z' = ancestral / DDIM step from z0; z_{i+1} = z' - step_i grad_{z_i} loss, step_i the paper's
-    step per DDPM step in EDM form (:func:`~operators.solvers.dps.norm_step`). Returns Dec(z_N).
+    step per DDPM step in EDM form (:func:`~operators.solvers.dps.norm_step`). Returns Dec(z_N),
+    projected onto the measurement's constraint set where the operator has one (JPEG's QCS).
     A pixel prior (no codec) makes this DPS (``omega`` = ``zeta``) plus the gluing term.
     """
     cfg = resolve_config(config, LatentDPSConfig, "latent_dps")
@@ -83,5 +84,5 @@ def solve_latent_dps(y: torch.Tensor, degradation: Degradation, prior: Prior, *,
         z = common.renoise(z0, (z - z0) / sigma, sigma_next, zeta, generator) - grad
         common.emit(callback, step=i, sigma=sigma, x=z, denoised=z0, loss=r)
     with torch.no_grad():
-        x = common.decode(prior, z, size)
+        x = common.project_feasible(degradation, common.decode(prior, z, size), y)
     return common.finish(x, prior, loss=r)

@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 from solver_testkit import gen
 
-from operators.degradations import Blur, Noise, SuperResolution
+from operators.degradations import JPEG, Blur, Noise, SuperResolution
 from operators.metrics import psnr
 from operators.priors import build_prior
 from operators.priors.paths import shipped_weights
-from operators.solvers import get_solver, row_config, solver_config
+from operators.solvers import common, get_solver, row_config, solver_config
 from tests.conftest import shared_data
 
 CROPS = ("100007.jpg", "100039.jpg")  # BSDS400 training images (never the evaluation sets)
@@ -79,3 +79,23 @@ def test_ddnm_plus_deblurs():
     out = get_solver("ddnm")(y, op, prior("embedded"), nfe=20, generator=gen(1), config=solver_config("ddnm"))
     got, given = psnr(out.x, x), psnr(y, x)
     assert (got > given + 1.0).all(), (got, given)
+
+
+@pytest.mark.parametrize("name", ["dps", "latent_dps"])
+def test_dps_family_ends_inside_the_jpeg_constraint_set(name):
+    """On noiseless JPEG the last step projects onto the quantization constraint set (a convex
+    set holding the truth, so the result is never farther from it than the unprojected one). On
+    128 px q10 crops at 50 NFE: DPS 29.15 / 24.81 dB, latent DPS 28.50 / 23.80 against the JPEG's
+    28.93 / 24.76 (unprojected, latent DPS returned 23.69 / 20.56: its decode leaves the set)."""
+    x = crops(64)
+    op = JPEG(quality=10)
+    y = op.measure(x, gen(0))
+    kind = "embedded" if name == "dps" else "embedded_latent"
+    config, _ = row_config(name, {}, op)
+    seen = {}
+    out = get_solver(name)(y, op, prior(kind), nfe=5, generator=gen(1), config=config,
+                           callback=lambda s: seen.update(s))
+    with torch.no_grad():
+        raw = seen["x"] if name == "dps" else common.decode(prior(kind), seen["x"], tuple(x.shape[-2:]))
+    torch.testing.assert_close(out.x, op.project(raw, y).clamp(0, 1), atol=1e-5, rtol=0)
+    assert (psnr(out.x, x) >= psnr(raw.clamp(0, 1), x) - 1e-3).all(), (psnr(out.x, x), psnr(raw, x))
