@@ -64,9 +64,7 @@ def train_loop(cfg: dict) -> None:
     else:
         sampler = PatchSampler(load_images(cfg["data"], cfg["grey"], cfg.get("limit_images")),
                                cfg["patch"], cfg["batch_size"], g)
-    # the codec fits its PCA (the latent prior its latent scale) on 8 batches of patches
-    first = torch.cat([sampler.sample() for _ in range(8)]) if cfg["model"] in ("codec", "latent") else sampler.sample()
-    obj = build_objective(cfg, first)
+    obj = build_objective(cfg, sampler.sample)
     ema = copy.deepcopy(obj.model).requires_grad_(False)
     model = ray.train.torch.prepare_model(obj.model)
     device = next(model.parameters()).device

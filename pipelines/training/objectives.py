@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -86,8 +87,18 @@ class Objective:
             save_edm_unet(model, path, extra=meta, dtype=torch.float16)
 
 
-def build_objective(cfg: dict, sample_batch: torch.Tensor) -> Objective:
-    """cfg: the train-prior config as a dict; sample_batch: images to measure latent scale.
+FIT_BATCHES = 8  # batches of patches a new codec fits its PCA on (a new latent prior its scale)
+
+
+def fit_sample(draw: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """FIT_BATCHES batches from ``draw`` in one tensor."""
+    return torch.cat([draw() for _ in range(FIT_BATCHES)])
+
+
+def build_objective(cfg: dict, draw: Callable[[], torch.Tensor]) -> Objective:
+    """cfg: the train-prior config as a dict; draw(): one batch of training patches, called
+    only by what fits something to the data before training (a new block codec's PCA, a new
+    latent prior's latent scale: :func:`fit_sample`), never when ``init_weights`` continues one.
     Kinds trained on (HQ, LQ) pairs are built by :mod:`pipelines.training.paired_objective`."""
     from pipelines.training.paired_objective import PAIRED, build_paired
 
@@ -96,7 +107,7 @@ def build_objective(cfg: dict, sample_batch: torch.Tensor) -> Objective:
         return build_paired(cfg)
     net_cfg = dict(cfg.get("net") or {})
     if kind == "codec":
-        return Objective(_codec(cfg, net_cfg, sample_batch), kind)
+        return Objective(_codec(cfg, net_cfg, draw), kind)
     if kind == "pixel":
         c = 1 if cfg["grey"] else 3
         net = (load_edm_unet(cfg["init_weights"]) if cfg.get("init_weights")
@@ -111,14 +122,14 @@ def build_objective(cfg: dict, sample_batch: torch.Tensor) -> Objective:
             latent = latent_config_from_metadata(read_metadata(cfg["init_weights"]), cfg["init_weights"])
         else:
             with torch.no_grad():
-                latent = LatentPriorConfig.fit(codec.encode(sample_batch), codec=_codec_name(cfg["codec"]))
+                latent = LatentPriorConfig.fit(codec.encode(fit_sample(draw)), codec=_codec_name(cfg["codec"]))
             c = codec.latent_channels
             net = EDMUNet(EDMUNetConfig(in_channels=c, out_channels=c, **net_cfg))
         return Objective(net, kind, cfg["p_mean"], cfg["p_std"], codec=codec, latent=latent)
     raise ValueError(f"unknown training model {kind!r}; valid choices: pixel, codec, latent, {', '.join(PAIRED)}")
 
 
-def _codec(cfg: dict, net_cfg: dict, sample_batch: torch.Tensor) -> Codec:
+def _codec(cfg: dict, net_cfg: dict, draw: Callable[[], torch.Tensor]) -> Codec:
     """The codec to train: ``init_weights`` to continue, else a new one of ``net.arch``."""
     if cfg.get("init_weights"):
         return load_autoencoder(cfg["init_weights"]).train()
@@ -128,7 +139,7 @@ def _codec(cfg: dict, net_cfg: dict, sample_batch: torch.Tensor) -> Codec:
         return ConvAutoencoder(AutoencoderConfig(in_channels=channels, **net_cfg))
     if arch != "block":
         raise ValueError(f"config key 'net.arch': unknown codec architecture {arch!r}; valid: block, conv")
-    return BlockCodec(BlockCodecConfig(in_channels=channels, **net_cfg)).fit_pca(sample_batch)
+    return BlockCodec(BlockCodecConfig(in_channels=channels, **net_cfg)).fit_pca(fit_sample(draw))
 
 
 def _codec_name(path: str) -> str:
