@@ -8,12 +8,25 @@ changes a result) and runs the rest.
 
 Errors are not carried: a row that failed is retried. The comparison panels of rows run
 elsewhere are not carried either (delete those images' rows from the snapshot to redraw them).
+
+    python benchmarks/grid_snapshot.py rekey --added SOLVER.FIELD=VALUE [--config configs/evaluate.yaml]
+
+`rekey` is for a solver config field added after rows ran, whose VALUE (JSON) runs exactly the
+code the rows ran (e.g. `langevin.renoise=true`): ids hash the full solver spec, so every such
+row would otherwise be recomputed. Each current grid row of SOLVER whose spec has FIELD = VALUE
+and whose id without the field is recorded gets a copy under its current id (its method_spec
+updated; the metrics are the recorded ones), in one new results shard. Rows of other values
+(a preset that now sets FIELD otherwise) keep no copy: they run.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import glob
+import hashlib
+import json
 import os
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -46,12 +59,60 @@ def restore(output: Path, file: Path) -> int:
     return table.num_rows
 
 
+def rekey(config: str, output: Path, added: str) -> int:
+    sys.path.insert(0, str(REPO))
+    from pipelines.cli import load_job_config
+    from pipelines.evaluate_grid import grid_row_id, plan_grid
+    from pipelines.prior_files import prior_digest
+
+    target, _, value = added.partition("=")
+    solver, _, name = target.partition(".")
+    if not (solver and name and value):
+        raise SystemExit(f"--added wants SOLVER.FIELD=VALUE, got {added!r}")
+    value = json.loads(value)
+    cfg = load_job_config(config, [])[0].resolved()  # as the job plans it
+    degradations = {t.name: t.degradation for t in cfg.tasks}
+    grid, _ = plan_grid(cfg.datasets, cfg.tasks, cfg.methods, cfg.seed, cfg.mod, cfg.output, cfg.storage)
+    old_ids = {}
+    for r in grid:
+        spec = json.loads(r["method_spec"])
+        if spec["kind"] != "solver" or spec["solver"]["name"] != solver or spec["solver"].get(name) != value:
+            continue
+        old = copy.deepcopy(spec)
+        del old["solver"][name]
+        crop = None if r["crop"] < 0 else r["crop"]
+        old_id = grid_row_id(cfg.seed, r["source_uri"], crop, cfg.mod, degradations[r["task"]], old,
+                             prior_digest(old["prior"]))
+        old_ids[old_id] = r
+    parts = sorted(glob.glob(str(output / "results" / "**" / "*.parquet"), recursive=True))
+    table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
+    have = set(table.column("id").to_pylist())
+    rows = []
+    for row in table.to_pylist():
+        new = old_ids.get(row["id"])
+        if new is not None and new["id"] not in have:
+            rows.append({**row, "id": new["id"], "method_spec": new["method_spec"]})
+            have.add(new["id"])
+    if rows:
+        name_hash = hashlib.sha256(json.dumps(sorted(r["id"] for r in rows)).encode()).hexdigest()[:16]
+        pq.write_table(pa.Table.from_pylist(rows, schema=table.schema),
+                       output / "results" / f"part-rekey-{name_hash}.parquet")
+    return len(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["save", "restore"])
+    ap.add_argument("action", choices=["save", "restore", "rekey"])
     ap.add_argument("--output", default=str(REPO / "runs" / "evaluate"))
     ap.add_argument("--file", default=str(REPO / "benchmarks" / "evaluate-grid" / "results.parquet"))
+    ap.add_argument("--config", default="configs/evaluate.yaml")
+    ap.add_argument("--added", default="", help="rekey: SOLVER.FIELD=VALUE (JSON value)")
     args = ap.parse_args()
+    if args.action == "rekey":
+        os.chdir(REPO)
+        n = rekey(args.config, Path(args.output), args.added)
+        print(f"rekey: {n} rows copied under their current ids ({args.added})")
+        return
     n = (save if args.action == "save" else restore)(Path(args.output), Path(args.file))
     print(f"{args.action}: {n} rows ({args.file} <-> {args.output}/results)")
 

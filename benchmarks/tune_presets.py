@@ -43,7 +43,11 @@ _HQS = [{"start_scale": 1.0, "lam": 50.0, "zeta": 0.0, "end_scale": 0.8},
 _MOTION = {"langevin": [{"delta": 3.5469, "sigma_max": 0.1321, "sigma_min": 0.0262},
                         {"delta": 1.0, "sigma_max": 0.1321, "sigma_min": 0.01}],
            "diffpir": [{"lam": 0.7036, "sigma_max": 0.1073, "zeta": 0.702}]}
-SEEDS = {("diffpir", "denoise"): _HQS, ("diffpir", "jpeg_q10"): _HQS,
+# Langevin on denoising: the shipped LATINO-style preset, and the same schedule without the fresh
+# noise (renoise False: half-quadratic splitting, leaning to the MMSE) from a hand probe's step.
+_LANGEVIN_DENOISE = [{"renoise": True, "delta": 0.7147, "start_scale": 1.6972, "end_scale": 0.0459},
+                     {"renoise": False, "delta": 2.0, "start_scale": 1.6972, "end_scale": 0.0459}]
+SEEDS = {("diffpir", "denoise"): _HQS, ("diffpir", "jpeg_q10"): _HQS, ("langevin", "denoise"): _LANGEVIN_DENOISE,
          **{(solver, "deblur_motion"): points for solver, points in _MOTION.items()}}
 
 
@@ -68,6 +72,8 @@ def space(solver: str, task: str, init: str | None = None) -> dict:
         s |= {"lam": tune.loguniform(0.3, 100.0), "zeta": tune.uniform(0.0, 1.0)}
     elif solver == "langevin":
         s = {"sigma_min": tune.loguniform(0.002, 0.1)} | s | {"delta": tune.loguniform(0.01, 10.0)}
+        if task == "denoise" or task.startswith("jpeg"):  # started from y: the MMSE-leaning variant too
+            s["renoise"] = tune.choice([True, False])
     elif solver == "ddnm":
         s |= {"eta": tune.uniform(0.0, 1.0)}
     elif solver in ("dps", "latent_dps"):

@@ -55,7 +55,6 @@ class LangevinVideoConfig(LangevinConfig):
     temporal_weight: float = 0.5
     expert_share: float = 0.5
     warm_start: str = "init"
-    renoise: bool = True
     expert_blend: str = "sure"
 
     def __post_init__(self) -> None:

@@ -243,6 +243,16 @@ def test_langevin_matches_its_closed_form_and_nears_the_posterior(noisy_identity
     assert C_STAR < c_ref < C_STAR + 0.2
 
 
+def test_langevin_without_renoise_is_the_deterministic_recursion(noisy_identity):
+    """renoise=False: every prior call on x as it is, so x_K = m + c (y - m) exactly, c the
+    closed-form recursion's slope (no spread), whatever the generator."""
+    op, y = noisy_identity
+    out = run("langevin", op, y, 8, sigma_max=1.0, renoise=False)
+    c_ref, _ = langevin_recursion(karras_sigmas(8, 1e-3, 1.0)[:-1].tolist(), 1.0)
+    torch.testing.assert_close(out.x, (MEAN + c_ref * (y - MEAN)).clamp(0, 1), atol=2e-5, rtol=0)
+    assert torch.equal(out.x, run("langevin", op, y, 8, seed=7, sigma_max=1.0, renoise=False).x)
+
+
 def test_langevin_delta_schedule_and_misfit_are_recorded(noisy_identity):
     op, y = noisy_identity
     steps = []
