@@ -17,18 +17,26 @@ class RELDConfig(SolverConfig):
     """``lam``: regularisation weight; the data step uses mu_k = lam / sigma_k^2.
     ``sigma_max``: first denoising level (DPIR's 49/255 ~ 0.2 by default, in the prior's
     units); ``sigma_min``: last level (None: the measurement's sigma_n, as in DPIR, at least
-    the prior's minimum); ``rho``: Karras spacing. ``inexact_prox_steps`` as in DiffPIR."""
+    the prior's minimum); ``rho``: Karras spacing. ``inexact_prox_steps`` as in DiffPIR.
+    ``relax``: how far each prior step moves x towards its denoised image u (1: HQS, x <- u, as in
+    DPIR; below 1, x <- x - relax (x - u): the gradient step of RED's regulariser, whose gradient
+    is x - D(x), i.e. proximal-gradient RED). Below 1 it suits a data step that is a projection
+    (JPEG's constraint set: the penalty weight mu_k, which would balance a full step, has no effect
+    there, and 20 full latent steps drift inside the wide q10 boxes)."""
 
     lam: float = 1.0
     sigma_min: float | None = None
     sigma_max: float | None = 0.2
     rho: float = 7.0
     inexact_prox_steps: int = 0
+    relax: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.lam <= 0:
             raise ValueError(f"need lam > 0, got {self.lam}")
+        if not 0 < self.relax <= 1:
+            raise ValueError(f"need 0 < relax <= 1, got {self.relax}")
 
 
 def solve_reld(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: int,
@@ -54,6 +62,8 @@ def solve_reld(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: 
         for k in range(nfe):
             sigma = float(sigmas[k])
             u = common.autoencode(prior, x, sigma, cfg.prompt)
+            if cfg.relax != 1.0:
+                u = x + cfg.relax * (u - x)
             x = common.data_prox(degradation, u, y, cfg.lam / sigma**2, cfg.inexact_prox_steps)
             common.emit(callback, step=k, sigma=sigma, x=x, denoised=u)
     return common.finish(x, prior)

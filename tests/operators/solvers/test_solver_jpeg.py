@@ -106,3 +106,19 @@ def test_diffpir_with_its_jpeg_preset_beats_the_jpeg(prior_spec):
     gain = psnr(out.x, x) - psnr(y, x)
     # measured: embedded +0.59 / +0.38 dB (3,700-step prior), FFDNet +0.90 / +0.54 dB
     assert (gain > 0.25).all(), gain
+
+
+def test_reld_relax_takes_that_fraction_of_the_prior_step():
+    """One NFE with relax r: x = P_C(y + r (D(y, sigma_max) - y)) exactly (RED's gradient step
+    on the prior, then the QCS projection); r outside (0, 1] is refused naming the key."""
+    op = JPEG(quality=20)
+    y = op.forward(torch.rand(1, 3, 24, 32, generator=gen(0)))
+    prior = gaussian_prior()
+    x0 = op.init_estimate(y)
+    for r in (1.0, 0.3):
+        out = get_solver("reld")(y, op, prior, nfe=1, generator=gen(1),
+                                 config=solver_config("reld", sigma_max=0.1, relax=r))
+        u = prior.denoise(x0, 0.1, None)
+        torch.testing.assert_close(out.x, op.project(x0 + r * (u - x0), y).clamp(0, 1), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="relax"):
+        solver_config("reld", relax=0.0)
