@@ -9,14 +9,14 @@ changes a result) and runs the rest.
 Errors are not carried: a row that failed is retried. The comparison panels of rows run
 elsewhere are not carried either (delete those images' rows from the snapshot to redraw them).
 
-    python benchmarks/grid_snapshot.py rekey --added SOLVER.FIELD=VALUE [--config configs/evaluate.yaml]
+    python benchmarks/grid_snapshot.py rekey --added SOLVER.FIELD=VALUE [--added ...] [--config configs/evaluate.yaml]
 
-`rekey` is for a solver config field added after rows ran, whose VALUE (JSON) runs exactly the
+`rekey` is for solver config fields added after rows ran, whose VALUEs (JSON) run exactly the
 code the rows ran (e.g. `langevin.renoise=true`): ids hash the full solver spec, so every such
-row would otherwise be recomputed. Each current grid row of SOLVER whose spec has FIELD = VALUE
-and whose id without the field is recorded gets a copy under its current id (its method_spec
-updated; the metrics are the recorded ones), in one new results shard. Rows of other values
-(a preset that now sets FIELD otherwise) keep no copy: they run.
+row would otherwise be recomputed. Each current grid row of SOLVER whose spec has every
+FIELD = VALUE given and whose id without those fields is recorded gets a copy under its current
+id (its method_spec updated; the metrics are the recorded ones), in one new results shard. Rows
+of other values (a preset that now sets a FIELD otherwise) keep no copy: they run.
 """
 from __future__ import annotations
 
@@ -59,27 +59,35 @@ def restore(output: Path, file: Path) -> int:
     return table.num_rows
 
 
-def rekey(config: str, output: Path, added: str) -> int:
+def rekey(config: str, output: Path, added: list[str]) -> int:
     sys.path.insert(0, str(REPO))
     from pipelines.cli import load_job_config
     from pipelines.evaluate_grid import grid_row_id, plan_grid
     from pipelines.prior_files import prior_digest
 
-    target, _, value = added.partition("=")
-    solver, _, name = target.partition(".")
-    if not (solver and name and value):
-        raise SystemExit(f"--added wants SOLVER.FIELD=VALUE, got {added!r}")
-    value = json.loads(value)
+    fields = {}
+    for item in added:
+        target, _, value = item.partition("=")
+        solver, _, name = target.partition(".")
+        if not (solver and name and value):
+            raise SystemExit(f"--added wants SOLVER.FIELD=VALUE, got {item!r}")
+        fields.setdefault(solver, {})[name] = json.loads(value)
+    if len(fields) != 1:
+        raise SystemExit(f"--added: fields of one solver per run, got {sorted(fields)}")
+    (solver, fields), = fields.items()
     cfg = load_job_config(config, [])[0].resolved()  # as the job plans it
     degradations = {t.name: t.degradation for t in cfg.tasks}
     grid, _ = plan_grid(cfg.datasets, cfg.tasks, cfg.methods, cfg.seed, cfg.mod, cfg.output, cfg.storage)
     old_ids = {}
     for r in grid:
         spec = json.loads(r["method_spec"])
-        if spec["kind"] != "solver" or spec["solver"]["name"] != solver or spec["solver"].get(name) != value:
+        if spec["kind"] != "solver" or spec["solver"]["name"] != solver:
+            continue
+        if any(name not in spec["solver"] or spec["solver"][name] != value for name, value in fields.items()):
             continue
         old = copy.deepcopy(spec)
-        del old["solver"][name]
+        for name in fields:
+            del old["solver"][name]
         crop = None if r["crop"] < 0 else r["crop"]
         old_id = grid_row_id(cfg.seed, r["source_uri"], crop, cfg.mod, degradations[r["task"]], old,
                              prior_digest(old["prior"]))
@@ -106,7 +114,7 @@ def main() -> None:
     ap.add_argument("--output", default=str(REPO / "runs" / "evaluate"))
     ap.add_argument("--file", default=str(REPO / "benchmarks" / "evaluate-grid" / "results.parquet"))
     ap.add_argument("--config", default="configs/evaluate.yaml")
-    ap.add_argument("--added", default="", help="rekey: SOLVER.FIELD=VALUE (JSON value)")
+    ap.add_argument("--added", action="append", default=[], help="rekey: SOLVER.FIELD=VALUE (JSON value), repeatable")
     args = ap.parse_args()
     if args.action == "rekey":
         os.chdir(REPO)

@@ -28,7 +28,7 @@ from operators.degradations import build_degradation  # noqa: E402
 from operators.solvers.presets import task_family  # noqa: E402
 
 PRESETS = po.REPO / "configs" / "presets.yaml"
-NFE = {"langevin": 8, "diffpir": 20, "ddnm": 20, "dps": 50, "reld": 20, "latent_dps": 50, "pnp_ula": 200}
+NFE = {"langevin": 8, "diffpir": 20, "ddnm": 20, "dps": 50, "reld": 20, "latent_dps": 50, "pnp_ula": 200, "ud2m": 6}
 PRIOR = {"reld": {"name": "embedded_latent"}, "latent_dps": {"name": "embedded_latent"}}
 
 
@@ -51,7 +51,10 @@ _LANGEVIN_DENOISE = [{"renoise": True, "delta": 0.7147, "start_scale": 1.6972, "
 # on the pixel prior, +0.43 on the latent one).
 _LANGEVIN_JPEG = [{"renoise": True, "delta": 0.0643, "start_scale": 1.0127, "end_scale": 0.0304},
                   {"renoise": False, "delta": 0.0643, "start_scale": 0.5, "end_scale": 0.0304}]
-SEEDS = {("diffpir", "denoise"): _HQS, ("diffpir", "jpeg_q10"): _HQS, ("langevin", "denoise"): _LANGEVIN_DENOISE,
+# UD2M on JPEG: a hand probe's point, started at half the coding-error level (+0.86 dB over the
+# unfolding's own schedule on the crops).
+_UD2M_JPEG = [{"start_scale": 0.5, "end_scale": 0.5, "zeta": 0.9}]
+SEEDS = {("diffpir", "denoise"): _HQS, ("ud2m", "jpeg_q10"): _UD2M_JPEG, ("diffpir", "jpeg_q10"): _HQS, ("langevin", "denoise"): _LANGEVIN_DENOISE,
          ("langevin", "jpeg_q10"): _LANGEVIN_JPEG,
          **{(solver, "deblur_motion"): points for solver, points in _MOTION.items()}}
 
@@ -81,6 +84,8 @@ def space(solver: str, task: str, init: str | None = None) -> dict:
             s["renoise"] = tune.choice([True, False])
     elif solver == "ddnm":
         s |= {"eta": tune.uniform(0.0, 1.0)}
+    elif solver == "ud2m":  # the trained step scales stay; where the schedule runs and zeta
+        s |= {"zeta": tune.uniform(0.0, 1.0)}
     elif solver in ("dps", "latent_dps"):
         s |= {"zeta": tune.loguniform(0.03, 3.0)}
     elif solver == "reld":
@@ -110,6 +115,11 @@ def trial(config: dict, solver: str, task: str, crops: list, init: str | None = 
     return {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
 
 
+# (nfe, config) of the probe: a trained unfolding only loads on its own base prior, not on the
+# probe's Gaussian one, and runs outer steps of K = 3.
+PROBE = {"ud2m": (3, {"unfolding": "untrained"})}
+
+
 def applicable(solver: str, task: str) -> bool:
     """Whether the solver runs on the task (the solver raises ValueError otherwise)."""
     import torch
@@ -122,7 +132,8 @@ def applicable(solver: str, task: str) -> bool:
     op = build_degradation(po.tasks()[task.split("+")[0]]).bind(tuple(crop.shape), make_generator(0, "bind"))
     y = op.measure(crop, make_generator(0, "y"))
     try:
-        get_solver(solver)(y, op, GaussianPrior(), nfe=1, generator=make_generator(0, "s"), config=None)
+        nfe, config = PROBE.get(solver, (1, None))
+        get_solver(solver)(y, op, GaussianPrior(), nfe=nfe, generator=make_generator(0, "s"), config=config)
     except (ValueError, NotImplementedError):
         return False
     return True

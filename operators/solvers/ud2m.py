@@ -22,16 +22,25 @@ class UD2MConfig(SolverConfig):
     trained unfolding (train-unfolded job); or ``untrained``: the sampler at its initialisation
     (:class:`UnfoldingConfig` defaults, no adapters), the baseline training starts from.
     ``zeta``: override the unfolding's fresh-noise share of the outer DDIM step.
+    ``sigma_max``, ``sigma_min``: override the ends of the unfolding's base schedule (None: its
+    own; the learned per-step scales still apply), e.g. from the measurement's level on JPEG,
+    whose input is already close: the unfolding's own start (0.4) regenerates detail the
+    quantised coefficients still hold.
     ``inexact_prox_steps``: gradient steps for operators without a closed-form prox (as langevin)."""
 
     unfolding: str | None = None
     zeta: float | None = None
+    sigma_max: float | None = None
+    sigma_min: float | None = None
     inexact_prox_steps: int = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.zeta is not None and not 0 <= self.zeta <= 1:
             raise ValueError(f"zeta must be in [0, 1] (or null), got {self.zeta}")
+        for key in ("sigma_max", "sigma_min"):
+            if getattr(self, key) is not None and not getattr(self, key) > 0:
+                raise ValueError(f"{key} must be > 0 (or null: the unfolding's own), got {getattr(self, key)}")
         if self.inexact_prox_steps < 0:
             raise ValueError(f"inexact_prox_steps must be >= 0, got {self.inexact_prox_steps}")
 
@@ -64,5 +73,6 @@ def solve_ud2m(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: 
     wrapped = common.prepare_prior(model.prior, cfg)
     with torch.no_grad():
         x = model(y, degradation, nfe // K, generator, prior=wrapped, prompt=cfg.prompt,
-                  inexact_prox_steps=cfg.inexact_prox_steps, zeta=cfg.zeta, callback=callback)
+                  inexact_prox_steps=cfg.inexact_prox_steps, zeta=cfg.zeta,
+                  sigma_range=(cfg.sigma_min, cfg.sigma_max), callback=callback)
     return common.finish(x, wrapped, outer_steps=nfe // K, inner_steps=K)

@@ -96,10 +96,15 @@ class UD2M(nn.Module):
         if lora and self.config.lora_rank > 0 and targets:
             inject_lora(prior, targets, self.config.lora_rank, self.config.lora_alpha, generator)
 
-    def levels(self, prior: Prior, n_outer: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(noise levels, levels told to D): (N, K) float64, inside the prior's range."""
+    def levels(self, prior: Prior, n_outer: int, sigma_range: tuple[float | None, float | None] = (None, None),
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(noise levels, levels told to D): (N, K) float64, inside the prior's range.
+        ``sigma_range``: (sigma_min, sigma_max) of the base schedule in place of the config's
+        (None: the config's), the learned per-step scales applied on top."""
         cfg, dev = self.config, self.log_sigma.device
-        base = common.sigma_schedule(prior, n_outer * self.inner_steps, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+        lo_hi = [cfg.sigma_min if sigma_range[0] is None else sigma_range[0],
+                 cfg.sigma_max if sigma_range[1] is None else sigma_range[1]]
+        base = common.sigma_schedule(prior, n_outer * self.inner_steps, *lo_hi, cfg.rho)
         lo, hi = float(prior.sigma_min), float(prior.sigma_max)
         sig = (base[:-1].to(dev).view(n_outer, self.inner_steps) * self.log_sigma.double().exp()).clamp(lo, hi)
         return sig, (sig * self.log_sigma_d.double().exp()).clamp(lo, hi)
@@ -107,6 +112,7 @@ class UD2M(nn.Module):
     def forward(self, y: torch.Tensor, degradation: Degradation, n_outer: int, generator: torch.Generator | None,
                 *, prior: Prior | None = None, prompt: str | None = None, inexact_prox_steps: int = 0,
                 grad_checkpoint: bool = False, zeta: float | None = None,
+                sigma_range: tuple[float | None, float | None] = (None, None),
                 callback: common.Callback | None = None) -> torch.Tensor:
         """x_hat (B, C, H, W), unclamped, from y (B, C, h, w). For n = 0..N-1 (x = init_estimate(y)
         carrying sigma_y, as in langevin): K steps u = D(x + sqrt(sigma_nk^2 - carried^2) eps,
@@ -115,10 +121,10 @@ class UD2M(nn.Module):
         sampler) with eps_n = (x_t - x0_hat) / s_n, x_t the block's first noisy input and
         s_n = sigma_n0, so the next block's first step adds no noise. ``prior``: a wrapper of
         ``self.prior`` (tiling); ``grad_checkpoint``: recompute each step in backward; ``zeta``:
-        overrides the config's."""
+        overrides the config's; ``sigma_range``: see :meth:`levels`."""
         prior = self.prior if prior is None else prior
         zeta = self.config.zeta if zeta is None else zeta
-        sig, sig_d = self.levels(prior, n_outer)
+        sig, sig_d = self.levels(prior, n_outer, sigma_range)
         delta = self.delta0 * self.log_delta.exp()
         step = partial(self.step, y=y, degradation=degradation, prior=prior, prompt=prompt,
                        inexact_prox_steps=inexact_prox_steps)

@@ -51,6 +51,22 @@ def test_one_outer_step_is_langevin_step_for_step(op):
     assert torch.equal(x.clamp(0, 1), out.x)
 
 
+def test_schedule_ends_given_by_the_solver_config_replace_the_unfoldings():
+    """``sigma_max`` / ``sigma_min`` (the JPEG preset starts at the measurement's level): one outer
+    step at init is then langevin run with those ends, draw for draw."""
+    op = Denoise(noise=Noise(sigma=0.05))
+    prior = tiny_prior()
+    _, y = problem(op)
+    ends = dict(sigma_min=0.03, sigma_max=0.08)
+    out = get_solver("langevin")(y, op, prior, nfe=3, generator=gen(5),
+                                 config=solver_config("langevin", **{**LANGEVIN, **ends}))
+    model = UD2M(prior, UnfoldingConfig(inner_steps=3, **LANGEVIN), lora=False)
+    assert torch.equal(model(y, op, 1, gen(5), sigma_range=(0.03, 0.08)).clamp(0, 1), out.x)
+    assert not torch.equal(model(y, op, 1, gen(5)).clamp(0, 1), out.x)
+    with pytest.raises(ValueError, match="sigma_max must be > 0"):
+        solver_config("ud2m", sigma_max=0.0)
+
+
 def test_gradients_reach_every_learned_parameter_with_and_without_checkpointing():
     op = Blur(sigma=1.0, noise=Noise(sigma=0.02))
     x0, y = problem(op, batch=1)
