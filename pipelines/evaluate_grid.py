@@ -215,8 +215,8 @@ def local_paths(spec: dict) -> dict:
 
 def grid_row_id(seed: int, source_uri: str, crop: int | None, mod: int, degradation: dict, method: dict,
                 weights: dict | None = None) -> str:
-    """Stable id of a grid row; ``weights`` ({file: digest} of the method's prior, when it has
-    weight files) makes retrained weights new rows."""
+    """Stable id of a grid row; ``weights`` ({file: digest} of the method's prior and solver files,
+    when it has some) makes retrained weights new rows."""
     from operators.seeding import derive_seed  # torch: not at import (`restoray --help` imports this)
 
     parts = (json.dumps(degradation, sort_keys=True), json.dumps(method, sort_keys=True))
@@ -229,7 +229,7 @@ def plan_grid(datasets, tasks, methods, seed: int, mod: int, output: str, storag
     """(all grid rows in order: dataset, image, task, method; the skipped (task, method) pairs
     with their reasons). Rows are not filtered for resume here."""
     from pipelines.inputs import resolve_input
-    from pipelines.prior_files import prior_digest
+    from pipelines.prior_files import weights_digest
     from pipelines.storage import list_inputs
     from pipelines.tables import image_id
 
@@ -249,7 +249,7 @@ def plan_grid(datasets, tasks, methods, seed: int, mod: int, output: str, storag
                 if m.limit is not None and index >= m.limit:
                     continue
                 spec = m.effective(t.name, t.degradation)
-                weights = prior_digest(spec["prior"]) if spec["kind"] == "solver" else None
+                weights = weights_digest(spec["prior"], spec["solver"]) if spec["kind"] == "solver" else None
                 rows.append({"id": grid_row_id(seed, f.uri, d.crop, mod, t.degradation, spec, weights),
                              "image_id": image_id(f.uri), "dataset": d.name, "source_uri": f.uri,
                              "relative_path": f.relative_path, "crop": -1 if d.crop is None else int(d.crop),

@@ -3,7 +3,9 @@
 ``prior_files`` resolves them the way the operators' loaders do (operators/priors/*.py);
 ``check_prior_files`` turns a missing one, or one whose header is not what its loader reads,
 into a ConfigError naming it and how to get it;
-``prior_digest`` is the sha256 (first 16 hex) of each weights file of an embedded prior.
+``prior_digest`` is the sha256 (first 16 hex) of each weights file of an embedded prior,
+``solver_digest`` the same for the files a solver spec reads besides its prior (a trained
+UD2M unfolding).
 """
 from __future__ import annotations
 
@@ -139,3 +141,23 @@ def prior_digest(spec: dict) -> dict[str, str]:
     if spec.get("name") not in ("embedded", "embedded_latent"):
         return {}
     return {p.name: file_digest(p) for p, _ in prior_files(spec) if p.is_file()}
+
+
+def solver_digest(spec: dict) -> dict[str, str]:
+    """{file name: digest} of the trained files a solver spec loads besides its prior (ud2m's
+    unfolding, the shipped one when ``unfolding`` is unset; {} when untrained or missing, which
+    the solver reports itself): a retrained unfolding makes new rows, as retrained priors do."""
+    if spec.get("name") != "ud2m" or spec.get("unfolding") == "untrained":
+        return {}
+    from operators.solvers.unfolding_file import resolve_path
+
+    try:
+        path = resolve_path(spec.get("unfolding"))
+    except FileNotFoundError:
+        return {}
+    return {f"unfolding:{path.name}": file_digest(path)}
+
+
+def weights_digest(prior: dict, solver: dict | None = None) -> dict[str, str]:
+    """:func:`prior_digest` with :func:`solver_digest` beside it."""
+    return {**prior_digest(prior), **solver_digest(solver or {})}

@@ -66,10 +66,14 @@ class RestoreImagesConfig(JobConfig):
 
 def result_hash(cfg: RestoreImagesConfig) -> str:
     """The config hash rows are recorded (and resumed) under: the result-changing keys and the
-    digest of the prior's weights file(s), so retrained weights are not taken for done."""
-    from pipelines.prior_files import prior_digest
+    digest of the prior's weights file(s) and of a solver's own (a UD2M unfolding), so retrained
+    weights are not taken for done."""
+    from pipelines.prior_files import prior_digest, solver_digest
 
-    return config_hash(cfg, RUN_KEYS, extra={"prior_weights": prior_digest(cfg.prior)})
+    extra = {"prior_weights": prior_digest(cfg.prior)}
+    if solver_digest(cfg.solver):
+        extra["solver_weights"] = solver_digest(cfg.solver)
+    return config_hash(cfg, RUN_KEYS, extra=extra)
 
 
 def plan_rows(cfg: RestoreImagesConfig, chash: str, problems: list[dict] | None = None) -> tuple[list[dict], int]:

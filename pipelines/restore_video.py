@@ -97,9 +97,11 @@ class RestoreVideoJob(StreamingJob):
 
     def config_hash(self) -> str:
         from pipelines.config import config_hash
-        from pipelines.prior_files import prior_digest
+        from pipelines.prior_files import prior_digest, solver_digest
 
         digests = {"prior_weights": prior_digest(self.cfg.prior)}
+        if solver_digest(self.cfg.solver):  # a UD2M unfolding
+            digests["solver_weights"] = solver_digest(self.cfg.solver)
         if self.cfg.video_prior:
             digests["video_prior"] = json.dumps(self.cfg.video_prior, sort_keys=True)
         return config_hash(self.cfg, self.hash_exclude, extra=digests)

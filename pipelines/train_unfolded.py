@@ -36,6 +36,18 @@ class TrainUnfoldedConfig(TrainRunConfig):
     val_images: int = 4
     output: str = "weights/embedded_ud2m.safetensors"
     checkpoint_dir: str = "runs/train-unfolded/checkpoints"
+    init_unfolding: str | None = None                  # warm start from a trained unfolding file
+
+    def unfolding_config(self):
+        """The UnfoldingConfig trained: ``init_unfolding``'s own when set (``unfolding`` keys, if
+        any, must agree with it), else ``unfolding``'s."""
+        from operators.solvers.unfolded import UnfoldingConfig
+        from operators.solvers.unfolding_file import read_unfolding
+
+        if not self.init_unfolding:
+            return UnfoldingConfig(**self.unfolding)
+        _, meta = read_unfolding(self.init_unfolding)
+        return UnfoldingConfig.from_json(meta["config"])
 
     def validate(self) -> None:
         from pipelines.prior_files import check_prior_files
@@ -75,9 +87,20 @@ class TrainUnfoldedConfig(TrainRunConfig):
         from operators.solvers.unfolded import UnfoldingConfig
 
         try:
-            k = UnfoldingConfig(**self.unfolding).inner_steps
+            given = UnfoldingConfig(**self.unfolding)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"config key 'unfolding': {e}") from None
+        k = given.inner_steps
+        if self.init_unfolding:
+            try:
+                start = self.unfolding_config()
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"config key 'init_unfolding': {e}") from None
+            if self.unfolding and start != given:
+                raise ConfigError(f"config keys 'unfolding' and 'init_unfolding': the file was trained as "
+                                  f"{start.to_json()}, the config gives {given.to_json()}; drop 'unfolding' "
+                                  "to continue the file as it is")
+            k = start.inner_steps
         if self.nfe < k:
             raise ConfigError(f"config key 'nfe': at least unfolding.inner_steps = {k}, got {self.nfe}")
 
@@ -114,7 +137,8 @@ def run(cfg: TrainUnfoldedConfig) -> TrainUnfoldedSummary:
 
     loop_cfg = asdict(cfg)
     loop_cfg["data_label"] = cfg.data  # as written in the config, for the metadata
-    for key in ("data", "pairs", "output", "checkpoint_dir"):
+    loop_cfg["unfolding"] = json.loads(cfg.unfolding_config().to_json())
+    for key in ("data", "pairs", "output", "checkpoint_dir", "init_unfolding"):
         if loop_cfg[key] and "://" not in loop_cfg[key]:
             loop_cfg[key] = os.path.abspath(loop_cfg[key])
     if loop_cfg["prior"].get("weights"):  # the workers run elsewhere

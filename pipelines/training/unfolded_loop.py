@@ -84,6 +84,10 @@ def train_unfolded_loop(cfg: dict) -> None:
         opt.load_state_dict(state["opt"])
         g.set_state(state["rng"])
         start, history = state["step"], json.loads((latest.parent / "history.json").read_text())
+    elif cfg.get("init_unfolding"):  # warm start (a fresh machine): adapters and scalars, new optimiser
+        from operators.solvers.unfolding_file import read_unfolding
+
+        core.load_trainable_state(*read_unfolding(cfg["init_unfolding"]))
     n_outer = cfg["nfe"] // core.inner_steps
     trainable = scalars + adapters
     t0, running, step = time.perf_counter(), [], start

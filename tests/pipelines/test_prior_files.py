@@ -41,6 +41,27 @@ def test_changing_the_weights_changes_restore_hash_and_evaluate_ids(tmp_path):
     assert [r["id"] for r in grid()] != ids_before
 
 
+def test_a_retrained_unfolding_changes_restore_hash_and_evaluate_ids(tmp_path):
+    """ud2m reads a trained unfolding besides its prior: its digest is in the ids too (the
+    shipped one when ``unfolding`` is unset; none when untrained)."""
+    from pipelines.prior_files import solver_digest
+
+    u = tmp_path / "u.safetensors"
+    u.write_bytes(b"first unfolding")
+    solver = {"name": "ud2m", "unfolding": str(u)}
+    cfg = from_dict(RestoreImagesConfig, {"input": str(tmp_path), "solver": solver})
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(encode_png(np.zeros((8, 8, 3), np.float32)))
+    grid = lambda: plan_grid(  # noqa: E731
+        [DatasetConfig("d", str(tmp_path / "img"))], [TaskConfig("denoise", {"name": "denoise", "noise_sigma": 0.1})],
+        [MethodConfig("m", "solver", solver=solver, prior={"name": "gaussian"}, nfe=3)], 0, 8, str(tmp_path), None)[0]
+    before, ids_before = result_hash(cfg), [r["id"] for r in grid()]
+    assert solver_digest(solver) == {"unfolding:u.safetensors": file_digest(u)}
+    u.write_bytes(b"retrained unfolding")
+    assert result_hash(cfg) != before and [r["id"] for r in grid()] != ids_before
+    assert solver_digest({"name": "ud2m", "unfolding": "untrained"}) == {} == solver_digest({"name": "langevin"})
+
+
 def test_dncnn_and_ffdnet_files_are_checked_at_config_time(tmp_path):
     assert prior_files({"name": "ffdnet"}) == [(shared_weights("FFDNet_color.mat"), "ffdnet")]
     assert prior_files({"name": "dncnn"}) == [(shared_weights("dncnn_25.pth"), "dncnn")]

@@ -125,3 +125,26 @@ def test_job_trains_and_writes_a_loadable_unfolding(ray_local, tmp_path):
     loss = sorted(client.get_metric_history(logged.info.run_id, "loss"), key=lambda m: m.step)
     assert [m.value for m in loss] == [h["loss"] for h in history]
     assert logged.data.metrics["val_psnr_trained"] == summary.validation["trained"]
+
+
+def test_init_unfolding_continues_a_trained_file_on_a_fresh_machine(ray_local, tmp_path):
+    """No checkpoint to resume (a fresh checkout): ``init_unfolding`` starts from the file's
+    adapters and step parameters (with learning rates ~0 the result is the file again, where a
+    fresh start has zero adapters and untrained steps); its config must agree with ``unfolding``."""
+    from operators.solvers.unfolding_file import read_unfolding
+
+    run(_cfg(tmp_path, steps=2, patch=16, val_images=0))
+    first, _ = read_unfolding(tmp_path / "u.safetensors")
+    assert float(first["ud2m.log_delta"].abs().max()) > 1e-4
+    with pytest.raises(ConfigError, match="'unfolding' and 'init_unfolding'.*drop 'unfolding'"):
+        _cfg(tmp_path, init_unfolding=str(tmp_path / "u.safetensors"), unfolding={"inner_steps": 2, "lora_rank": 3})
+    with pytest.raises(ConfigError, match="'init_unfolding'"):
+        _cfg(tmp_path, init_unfolding=str(tmp_path / "missing.safetensors"))
+    cont = _cfg(tmp_path, steps=1, patch=16, val_images=0, lr=1e-12, lr_scalars=1e-12, unfolding={},
+                init_unfolding=str(tmp_path / "u.safetensors"), output=str(tmp_path / "v.safetensors"),
+                checkpoint_dir=str(tmp_path / "fresh"))
+    run(cont)
+    second, _ = read_unfolding(tmp_path / "v.safetensors")
+    assert second.keys() == first.keys()
+    for k in first:
+        torch.testing.assert_close(second[k], first[k], atol=1e-6, rtol=0)
