@@ -63,7 +63,7 @@ def rekey(config: str, output: Path, added: list[str]) -> int:
     sys.path.insert(0, str(REPO))
     from pipelines.cli import load_job_config
     from pipelines.evaluate_grid import grid_row_id, plan_grid
-    from pipelines.prior_files import prior_digest
+    from pipelines.prior_files import weights_digest
 
     fields = {}
     for item in added:
@@ -90,7 +90,7 @@ def rekey(config: str, output: Path, added: list[str]) -> int:
             del old["solver"][name]
         crop = None if r["crop"] < 0 else r["crop"]
         old_id = grid_row_id(cfg.seed, r["source_uri"], crop, cfg.mod, degradations[r["task"]], old,
-                             prior_digest(old["prior"]))
+                             weights_digest(old["prior"], old["solver"]))
         old_ids[old_id] = r
     parts = sorted(glob.glob(str(output / "results" / "**" / "*.parquet"), recursive=True))
     table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
