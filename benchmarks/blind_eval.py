@@ -1,7 +1,7 @@
 """Blind x4 restoration (issue 12): the three blind methods against bicubic upsampling and a
 non-blind solver told the wrong operator, on images none of them was trained or tuned on.
 
-    python benchmarks/blind_eval.py [--images 8] [--size 128] [--realsr 6] [--methods ...]
+    python benchmarks/blind_eval.py [--images 8] [--size 128] [--realsr 6] [--methods ...] [--latent-weights F]
 
 1. CBSD68 centre crops (``--size``), each degraded by its own Real-ESRGAN x4 chain drawn from a
    generator seeded by the image name (every method sees the same LQ); PSNR / SSIM (skimage-equal,
@@ -58,6 +58,7 @@ def load(path: Path, size: int | None = None) -> torch.Tensor:
 
 
 PRIORS: dict = {}
+WEIGHTS: dict[str, str] = {}  # prior name -> weights file in place of the shipped one (--latent-weights)
 
 
 def restore(name: str, y: torch.Tensor, op, seed: int) -> tuple[torch.Tensor, float]:
@@ -67,7 +68,8 @@ def restore(name: str, y: torch.Tensor, op, seed: int) -> tuple[torch.Tensor, fl
     else:
         solver, nfe, cfg, assume, prior_name = METHODS[name]
         if prior_name not in PRIORS:
-            PRIORS[prior_name] = build_prior({"name": prior_name})
+            weights = {"weights": WEIGHTS[prior_name]} if prior_name in WEIGHTS else {}
+            PRIORS[prior_name] = build_prior({"name": prior_name, **weights})
         prior = PRIORS[prior_name]
         told = build_degradation(assume) if assume else op
         posterior, keys = split_posterior(cfg)
@@ -88,7 +90,10 @@ def main() -> None:
     ap.add_argument("--realsr", type=int, default=6)
     ap.add_argument("--methods", nargs="+", default=["bicubic", *METHODS])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--latent-weights", help="the embedded_latent prior's weights file (default: the shipped one)")
     args = ap.parse_args()
+    if args.latent_weights:
+        WEIGHTS["embedded_latent"] = args.latent_weights
     torch.set_num_threads(args.threads)
     rows = {m: {"psnr": [], "ssim": [], "s": []} for m in args.methods}
     lq_stats = {"psnr": [], "ssim": []}

@@ -53,7 +53,8 @@ _LANGEVIN_JPEG = [{"renoise": True, "delta": 0.0643, "start_scale": 1.0127, "end
                   {"renoise": False, "delta": 0.0643, "start_scale": 0.5, "end_scale": 0.0304}]
 # UD2M on JPEG: a hand probe's point, started at half the coding-error level (+0.86 dB over the
 # unfolding's own schedule on the crops).
-_UD2M_JPEG = [{"start_scale": 0.5, "end_scale": 0.5, "zeta": 0.9}]
+_UD2M_JPEG = [{"start_scale": 0.5, "end_scale": 0.5, "zeta": 0.9},
+              {"start_scale": 0.7206, "end_scale": 0.0396, "zeta": 0.3135}]  # the 1,782-step unfolding's winner
 SEEDS = {("diffpir", "denoise"): _HQS, ("ud2m", "jpeg_q10"): _UD2M_JPEG, ("diffpir", "jpeg_q10"): _HQS, ("langevin", "denoise"): _LANGEVIN_DENOISE,
          ("langevin", "jpeg_q10"): _LANGEVIN_JPEG,
          **{(solver, "deblur_motion"): points for solver, points in _MOTION.items()}}
