@@ -24,21 +24,28 @@ def test_digest_is_sha256_prefix_and_follows_the_file(tmp_path):
     assert prior_digest({"name": "gaussian"}) == {}
 
 
+def _hash_and_grid_ids(tmp_path, solver: dict, prior: dict):
+    """(restore-images config hash, evaluate row ids of a one-image, one-task grid) as functions
+    of the files on disk now."""
+    cfg = from_dict(RestoreImagesConfig, {"input": str(tmp_path), "solver": solver, "prior": prior})
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(encode_png(np.zeros((8, 8, 3), np.float32)))
+    task = TaskConfig("denoise", {"name": "denoise", "noise_sigma": 0.1})
+    method = MethodConfig("m", "solver", solver=solver, prior=prior, nfe=3)
+    ids = lambda: [r["id"] for r in plan_grid([DatasetConfig("d", str(tmp_path / "img"))], [task], [method],  # noqa: E731
+                                              0, 8, str(tmp_path), None)[0]]
+    return lambda: result_hash(cfg), ids
+
+
 def test_changing_the_weights_changes_restore_hash_and_evaluate_ids(tmp_path):
     w = tmp_path / "w.safetensors"
     w.write_bytes(b"first weights")
-    prior = {"name": "embedded", "weights": str(w)}
-    cfg = from_dict(RestoreImagesConfig, {"input": str(tmp_path), "prior": prior})
-    (tmp_path / "img").mkdir()
-    (tmp_path / "img" / "a.png").write_bytes(encode_png(np.zeros((8, 8, 3), np.float32)))
-    grid = lambda: plan_grid(  # noqa: E731
-        [DatasetConfig("d", str(tmp_path / "img"))], [TaskConfig("denoise", {"name": "denoise", "noise_sigma": 0.1})],
-        [MethodConfig("m", "solver", solver={"name": "diffpir"}, prior=prior, nfe=3)], 0, 8, str(tmp_path), None)[0]
-    before, ids_before = result_hash(cfg), [r["id"] for r in grid()]
-    assert result_hash(cfg) == before  # stable
+    restore_hash, grid_ids = _hash_and_grid_ids(tmp_path, {"name": "diffpir"}, {"name": "embedded", "weights": str(w)})
+    before, ids_before = restore_hash(), grid_ids()
+    assert restore_hash() == before  # stable
     w.write_bytes(b"retrained weights")
-    assert result_hash(cfg) != before
-    assert [r["id"] for r in grid()] != ids_before
+    assert restore_hash() != before
+    assert grid_ids() != ids_before
 
 
 def test_a_retrained_unfolding_changes_restore_hash_and_evaluate_ids(tmp_path):
@@ -49,16 +56,11 @@ def test_a_retrained_unfolding_changes_restore_hash_and_evaluate_ids(tmp_path):
     u = tmp_path / "u.safetensors"
     u.write_bytes(b"first unfolding")
     solver = {"name": "ud2m", "unfolding": str(u)}
-    cfg = from_dict(RestoreImagesConfig, {"input": str(tmp_path), "solver": solver})
-    (tmp_path / "img").mkdir()
-    (tmp_path / "img" / "a.png").write_bytes(encode_png(np.zeros((8, 8, 3), np.float32)))
-    grid = lambda: plan_grid(  # noqa: E731
-        [DatasetConfig("d", str(tmp_path / "img"))], [TaskConfig("denoise", {"name": "denoise", "noise_sigma": 0.1})],
-        [MethodConfig("m", "solver", solver=solver, prior={"name": "gaussian"}, nfe=3)], 0, 8, str(tmp_path), None)[0]
-    before, ids_before = result_hash(cfg), [r["id"] for r in grid()]
+    restore_hash, grid_ids = _hash_and_grid_ids(tmp_path, solver, {"name": "gaussian"})
+    before, ids_before = restore_hash(), grid_ids()
     assert solver_digest(solver) == {"unfolding:u.safetensors": file_digest(u)}
     u.write_bytes(b"retrained unfolding")
-    assert result_hash(cfg) != before and [r["id"] for r in grid()] != ids_before
+    assert restore_hash() != before and grid_ids() != ids_before
     assert solver_digest({"name": "ud2m", "unfolding": "untrained"}) == {} == solver_digest({"name": "langevin"})
 
 
