@@ -12,7 +12,7 @@ from operators.degradations import build_degradation
 from operators.degradations.estimated import with_estimate
 from operators.estimators import build_estimator, split_init
 from operators.priors import build_prior
-from operators.solvers import get_solver, row_config
+from operators.solvers import get_solver, row_config, with_run_defaults
 from operators.solvers.posterior import check_posterior, split_posterior
 
 
@@ -30,9 +30,9 @@ class RestoreActor:
     def __init__(self, solver: dict, prior: dict, seed: int, device: str = "auto",
                  torch_threads: int | None = None, solve_batch: int = 1):
         self.device = setup_device(device, torch_threads)
-        spec = dict(solver)
+        spec = with_run_defaults(dict(solver))
         self.solver_name = spec.pop("name")
-        self.nfe = int(spec.pop("nfe", 20))
+        self.nfe = int(spec.pop("nfe"))
         self.solve = get_solver(self.solver_name)
         self.posterior, spec = split_posterior(spec)
         check_posterior(self.solver_name, self.posterior)

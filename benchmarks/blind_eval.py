@@ -1,7 +1,7 @@
 """Blind x4 restoration (issue 12): the three blind methods against bicubic upsampling and a
 non-blind solver told the wrong operator, on images none of them was trained or tuned on.
 
-    python benchmarks/blind_eval.py [--images 8] [--size 128] [--realsr 6] [--methods ...] [--latent-weights F]
+    python benchmarks/blind_eval.py [--images 8] [--size 128] [--realsr 6] [--methods ...] [--latent-weights F] [--inn-weights F]
 
 1. CBSD68 centre crops (``--size``), each degraded by its own Real-ESRGAN x4 chain drawn from a
    generator seeded by the image name (every method sees the same LQ); PSNR / SSIM (skimage-equal,
@@ -33,19 +33,21 @@ EVAL = REPO.parent / "shared" / "data" / "eval"
 WRONG = {"name": "sr", "scale": 4, "noise_sigma": 0.02}
 METHODS = {  # name -> (solver, nfe, config, assumed operator, prior)
     "langevin told bicubic x4": ("langevin", 8, {}, WRONG, "embedded"),
-    "indigo (PixelINN, embedded prior)": ("indigo", 10, {"inn": "pixel", "sigma_start": 0.1}, None, "embedded"),
+    "indigo (PixelINN, embedded prior)": ("indigo", 10, {"inn": "pixel", "denoiser": "prior", "sigma_start": 0.1}, None, "embedded"),
     "indigo (PixelINN, conditional model)": ("indigo", 2, {"inn": "pixel", "denoiser": "conditional",
                                                              "sigma_start": 4.0}, None, "embedded"),
-    "indigo (LatentINN, embedded_latent prior)": ("indigo", 10, {"inn": "latent", "sigma_start": 0.5}, None,
+    "indigo (LatentINN, conditional model)": ("indigo", 2, {"inn": "latent", "denoiser": "conditional",
+                                                              "sigma_start": 4.0}, None, "embedded"),
+    "indigo (LatentINN, embedded_latent prior)": ("indigo", 10, {"inn": "latent", "denoiser": "prior", "sigma_start": 0.5}, None,
                                                   "embedded_latent"),
-    "indigo (PixelINN, embedded_latent prior)": ("indigo", 10, {"inn": "pixel", "sigma_start": 0.5}, None,
+    "indigo (PixelINN, embedded_latent prior)": ("indigo", 10, {"inn": "pixel", "denoiser": "prior", "sigma_start": 0.5}, None,
                                                  "embedded_latent"),
     "conditional (1 NFE)": ("conditional", 1, {}, None, "embedded"),
     "conditional (4 NFE)": ("conditional", 4, {}, None, "embedded"),
     "irsde (posterior, 5 NFE)": ("irsde", 5, {"sampler": "posterior"}, None, "embedded"),
     "irsde (mean of 4 posterior samples, 5 NFE each)": ("irsde", 5, {"sampler": "posterior", "samples": 4}, None,
                                                         "embedded"),
-    "irsde (Euler-Maruyama, 20 NFE)": ("irsde", 20, {}, None, "embedded"),
+    "irsde (Euler-Maruyama, 20 NFE)": ("irsde", 20, {"sampler": "euler"}, None, "embedded"),
 }
 
 
@@ -72,6 +74,8 @@ def restore(name: str, y: torch.Tensor, op, seed: int) -> tuple[torch.Tensor, fl
             PRIORS[prior_name] = build_prior({"name": prior_name, **weights})
         prior = PRIORS[prior_name]
         told = build_degradation(assume) if assume else op
+        if solver == "indigo" and "inn" in WEIGHTS:
+            cfg = {**cfg, "weights": WEIGHTS["inn"]}
         posterior, keys = split_posterior(cfg)
         config = row_config(solver, keys, told)[0] if not keys else solver_config(solver, **keys)
         x = posterior_samples(get_solver(solver), y, told, prior, nfe=nfe, generator=torch.Generator().manual_seed(seed),
@@ -91,9 +95,12 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["bicubic", *METHODS])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--latent-weights", help="the embedded_latent prior's weights file (default: the shipped one)")
+    ap.add_argument("--inn-weights", help="the INN of every indigo method (default: the shipped one for its INN and space)")
     args = ap.parse_args()
     if args.latent_weights:
         WEIGHTS["embedded_latent"] = args.latent_weights
+    if args.inn_weights:
+        WEIGHTS["inn"] = args.inn_weights
     torch.set_num_threads(args.threads)
     rows = {m: {"psnr": [], "ssim": [], "s": []} for m in args.methods}
     lq_stats = {"psnr": [], "ssim": []}

@@ -84,7 +84,7 @@ def check_solver(spec: dict, key: str = "solver") -> None:
     (operators.solvers.presets), init (a learned initial estimator: operators.estimators; its
     weights are loaded, so a bad path fails here) and the rest as the solver's config dataclass."""
     from operators.estimators import KEY as INIT, build_estimator
-    from operators.solvers import SOLVERS, row_config
+    from operators.solvers import SOLVERS, row_config, with_run_defaults
     from operators.solvers.posterior import KEYS, PosteriorConfig, check_posterior
 
     name = _name(spec, key, SOLVERS.names())
@@ -93,7 +93,8 @@ def check_solver(spec: dict, key: str = "solver") -> None:
         build_estimator(spec.get(INIT))
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(f"config key '{key}.{INIT}': {e}") from None
-    nfe = spec.get("nfe", 20)
+    spec = with_run_defaults(spec)
+    nfe = spec["nfe"]
     if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
         raise ConfigError(f"config key '{key}.nfe': expected a positive integer, got {nfe!r}")
     posterior = {k: spec[k] for k in KEYS if k in spec}

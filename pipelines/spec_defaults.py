@@ -48,16 +48,20 @@ def resolve_prior(spec: dict) -> dict:
 
 
 def resolve_solver(spec: dict, degradation: dict | None = None, nfe: int | None = 20) -> dict:
-    """The full spec of a solver for rows of ``degradation`` (None: not known at load). ``nfe``:
-    the default NFE a spec without one runs (None: the spec carries no NFE, evaluate's methods)."""
-    from operators.solvers import CONFIGS, SOLVERS
+    """The full spec of a solver for rows of ``degradation`` (None: not known at load). ``nfe``
+    None: the spec carries no NFE of its own (evaluate's methods give theirs); otherwise a spec
+    without one runs the solver's default (``RUN_DEFAULTS``: 20, fewer for the blind samplers),
+    as do the posterior ``samples``."""
+    from operators.solvers import CONFIGS, SOLVERS, with_run_defaults
     from operators.solvers.posterior import KEYS, PosteriorConfig
 
     name = spec["name"]
     SOLVERS.get(name)
     head: dict[str, Any] = {"name": name}
-    if nfe is not None or "nfe" in spec:
-        head["nfe"] = spec.get("nfe", nfe)
+    spec = with_run_defaults(spec) if nfe is not None else {**spec, **{
+        k: v for k, v in CONFIGS[name].RUN_DEFAULTS.items() if k != "nfe" and k not in spec}}
+    if "nfe" in spec:
+        head["nfe"] = spec["nfe"]
     posterior = PosteriorConfig()
     head.update({k: spec.get(k, getattr(posterior, k)) for k in KEYS})
     head["preset"] = "auto" if spec.get("preset") is None else spec["preset"]

@@ -58,6 +58,12 @@ def solver_config(name: str, **overrides: Any) -> SolverConfig:
     return build_config(CONFIGS[name], name, overrides)
 
 
+def with_run_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with the solver's ``RUN_DEFAULTS`` (nfe, samples) where it leaves them out."""
+    SOLVERS.get(spec["name"])
+    return {**CONFIGS[spec["name"]].RUN_DEFAULTS, **spec}
+
+
 def row_config(name: str, spec: dict[str, Any], degradation: Any) -> tuple[SolverConfig, str]:
     """(config, preset family used) of solver ``name`` for one row's ``degradation``: the
     shipped preset of its task family (configs/presets.yaml) overlaid by ``spec``'s keys
@@ -68,7 +74,8 @@ def row_config(name: str, spec: dict[str, Any], degradation: Any) -> tuple[Solve
 
 
 __all__ = [
-    "SOLVERS", "BLIND_SOLVERS", "CONFIGS", "get_solver", "solver_config", "row_config", "SolverOutput", "SolverConfig",
+    "SOLVERS", "BLIND_SOLVERS", "CONFIGS", "get_solver", "solver_config", "row_config", "with_run_defaults",
+    "SolverOutput", "SolverConfig",
     "karras_sigmas", "TiledPrior", "DPSConfig", "DDNMConfig", "DiffPIRConfig", "PnPULAConfig",
     "LangevinConfig", "LangevinVideoConfig", "RELDConfig", "LatentDPSConfig", "UD2MConfig",
     "IndigoConfig", "IRSDESolverConfig", "ConditionalSolverConfig",

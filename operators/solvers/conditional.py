@@ -5,6 +5,7 @@ import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -34,7 +35,11 @@ class ConditionalSolverConfig(SolverConfig):
     Defaults measured with briefly trained models (350 steps; 32 realesrgan x4 crops): nfe 1-2
     give the best PSNR (near the posterior mean; sigma_max 4 beat 1 by 0.2-0.8 dB), nfe 4 a
     sharper sample 1.3-2.2 dB lower; at nfe 3-9 Euler beat Heun by 1-11 dB (Heun's correction
-    over a step from sigma to a level 100-1000 times smaller is unreliable)."""
+    over a step from sigma to a level 100-1000 times smaller is unreliable). A spec without
+    ``nfe`` runs 1 (``RUN_DEFAULTS``; with the shipped model on 8 Real-ESRGAN x4 CBSD68 crops:
+    1 / 2 / 4 / 8 / 20 NFE 19.82 / 19.82 / 19.33 / 18.74 / 18.20 dB, bicubic 19.62)."""
+
+    RUN_DEFAULTS: ClassVar[dict[str, int]] = {"nfe": 1}
 
     weights: str | None = None
     sigma_max: float = 4.0

@@ -14,7 +14,7 @@ from pipelines.config import ConfigError, from_dict
 from pipelines.restore_images import RestoreImagesConfig, run
 from pipelines.stages.finish import output_name
 
-SOLVER = {"name": "indigo", "nfe": 3, "weights": "untrained"}  # the plain Haar INN: no weights file needed
+SOLVER = {"name": "indigo", "nfe": 3, "weights": "untrained"}  # the plain Haar INN on the shipped conditional model
 
 
 def _photos(root, size, n=2):

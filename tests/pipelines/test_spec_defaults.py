@@ -58,7 +58,21 @@ def test_a_resolved_solver_runs_every_row_with_the_same_config(name, preset):
             assert resolve_solver(full, deg if "nfe" in full else None, nfe=20 if "nfe" in full else None) == full
     full = resolve_solver(spec, DEGRADATIONS[0])
     assert set(CONFIGS[name]().to_dict()) <= set(full) and full["preset"] == (preset or "auto")
-    assert (full["nfe"], full["samples"], full["estimate"]) == (20, 1, None)
+    run = {"nfe": 20, "samples": 1, **CONFIGS[name].RUN_DEFAULTS}
+    assert (full["nfe"], full["samples"], full["estimate"]) == (run["nfe"], run["samples"], None)
+
+
+def test_blind_samplers_default_to_their_measured_best_nfe_and_samples():
+    """A spec without nfe / samples runs the solver's RUN_DEFAULTS (fewer steps for the blind
+    samplers, whose PSNR falls with more); given values win; evaluate's methods bring their nfe."""
+    got = {n: resolve_solver({"name": n}) for n in ("langevin", "conditional", "indigo", "irsde")}
+    assert {n: (f["nfe"], f["samples"]) for n, f in got.items()} == {
+        "langevin": (20, 1), "conditional": (1, 1), "indigo": (2, 1), "irsde": (5, 4)}
+    assert got["irsde"]["sampler"] == "posterior" and got["indigo"]["denoiser"] == "conditional"
+    mine = resolve_solver({"name": "irsde", "nfe": 20, "samples": 1, "sampler": "euler"})
+    assert (mine["nfe"], mine["samples"], mine["sampler"]) == (20, 1, "euler")
+    open_ = resolve_solver({"name": "irsde"}, None, nfe=None)
+    assert "nfe" not in open_ and open_["samples"] == 4
 
 
 def test_preset_values_stay_symbolic_and_unknown_families_leave_them_to_the_row():

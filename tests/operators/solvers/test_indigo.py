@@ -3,6 +3,8 @@
 latent and leave no seam; whole runs with tiny random INNs from tmp_path; clear errors."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,11 +19,12 @@ from operators.priors.inn import build, save
 from operators.solvers.config import build_config
 from operators.solvers.generators import GeneratorBatch
 from operators.solvers.indigo import (
-    TRAIN_COMMAND, IndigoConfig, inn_model, latent_guidance, pixel_guidance, refine, refiner, solve_indigo,
+    IndigoConfig, inn_model, latent_guidance, pixel_guidance, refine, refiner, solve_indigo, train_command,
 )  # fmt: skip
 from operators.solvers.tiling import TiledPrior, tile_starts
 
 TINY = dict(width=8, embed_dim=8)
+REPO = Path(__file__).resolve().parents[3]
 
 
 def random_inn(seed: int = 0, std: float = 0.02, **config):
@@ -87,6 +90,18 @@ def test_conditional_denoiser_replaces_the_prior():
     assert torch.equal(out.x, solve_indigo(y, Blind(4), prior, nfe=3, generator=gen(1), config=cfg).x)
     with pytest.raises(ValueError, match="denoiser"):
         IndigoConfig(denoiser="nope")
+
+
+def test_defaults_run_the_conditional_model_from_its_start():
+    """The default denoiser is the conditional model, started at 4.0 (its few-step sampler's
+    start); with ``denoiser: prior`` the start is 0.4."""
+    y = problem()[1]
+    run = lambda **c: solve_indigo(y, Blind(4), gaussian_prior(), nfe=2, generator=gen(1), config=dict(
+        conditional_weights="untrained", weights="untrained", **c)).x
+    assert IndigoConfig().denoiser == "conditional" and IndigoConfig.RUN_DEFAULTS == {"nfe": 2}
+    assert torch.equal(run(), run(sigma_start=4.0)) and not torch.equal(run(), run(sigma_start=0.4))
+    prior = lambda **c: run(denoiser="prior", **c)
+    assert torch.equal(prior(), prior(sigma_start=0.4)) and not torch.equal(prior(), prior(sigma_start=4.0))
 
 
 @pytest.mark.parametrize("latent", [False, True], ids=["pixel-prior", "latent-prior"])
@@ -165,7 +180,7 @@ def test_tiled_and_whole_latent_agree_without_seams(inn):
     y = F.avg_pool2d(x, 4)
 
     def run(**tiles):
-        cfg = dict(inn=inn, weights="untrained", refine_steps=0, sigma_start=0.3, **tiles)
+        cfg = dict(inn=inn, denoiser="prior", weights="untrained", refine_steps=0, sigma_start=0.3, **tiles)
         return solve_indigo(y, Blind(4), BoxPrior(), nfe=4, generator=gen(2), config=cfg)
 
     whole, tiled, hard = run(), run(tile=32, tile_overlap=8), run(tile=32, tile_overlap=0)
@@ -194,7 +209,7 @@ def test_runs_with_saved_random_weights_deterministically(tmp_path, inn, prior):
     save(model, path)
     y = torch.rand(2, 3, 7, 9, generator=gen(0))
     steps = []
-    cfg = dict(inn=inn, weights=str(path))
+    cfg = dict(inn=inn, denoiser="prior", weights=str(path))
     out = solve_indigo(y, Blind(4), prior, nfe=4, generator=gen(1), config=cfg, callback=steps.append)
     assert out.x.shape == (2, 3, 28, 36) and torch.isfinite(out.x).all() and 0 <= out.x.min() <= out.x.max() <= 1
     assert out.nfe == 4 and out.nfe_backward == 0 and [s["step"] for s in steps] == [0, 1, 2, 3]
@@ -208,7 +223,7 @@ def test_rows_do_not_depend_on_their_batch(tmp_path):
     """Per-image INN copies are refined: a row solved in a batch equals its lone solve."""
     save(random_inn(), tmp_path / "inn.safetensors")
     y = torch.rand(2, 3, 6, 6, generator=gen(0))
-    cfg = dict(weights=str(tmp_path / "inn.safetensors"), refine_steps=2)
+    cfg = dict(denoiser="prior", weights=str(tmp_path / "inn.safetensors"), refine_steps=2)
     both = solve_indigo(y, Blind(4), gaussian_prior(), nfe=3, generator=GeneratorBatch([gen(1), gen(2)]), config=cfg).x
     for b in range(2):
         alone = solve_indigo(y[b:b + 1], Blind(4), gaussian_prior(), nfe=3, generator=gen(b + 1), config=cfg).x
@@ -219,7 +234,7 @@ def test_only_the_scale_of_the_degradation_is_read():
     x = smooth((1, 3, 32, 32))
     op = sample_degradation("realesrgan", gen(0), tuple(x.shape), scale=4)
     y = op.measure(x, gen(0))
-    cfg = dict(weights="untrained", refine_steps=1)
+    cfg = dict(denoiser="prior", weights="untrained", refine_steps=1)
     out = solve_indigo(y, op, gaussian_prior(), nfe=3, generator=gen(1), config=cfg)
     assert torch.equal(out.x, solve_indigo(y, Blind(4), gaussian_prior(), nfe=3, generator=gen(1), config=cfg).x)
 
@@ -230,7 +245,7 @@ def test_guidance_beats_the_unguided_start_on_a_known_blur():
     bicubic start and far closer than no guidance (step 0)."""
     x, y = problem(size=32)
     prior = gaussian_prior(s2=0.05)
-    run = lambda **c: solve_indigo(y, Blind(4), prior, nfe=6, generator=gen(1), config=dict(weights="untrained", **c)).x
+    run = lambda **c: solve_indigo(y, Blind(4), prior, nfe=6, generator=gen(1), config=dict(denoiser="prior", weights="untrained", **c)).x
     err = lambda v: float((F.avg_pool2d(v, 4) - y).norm())
     guided = err(run())  # measured 0.17, bicubic 0.29, unguided 2.20
     assert guided < 0.7 * err(upsample(y, (32, 32))) and guided < 0.1 * err(run(step=0.0))
@@ -239,17 +254,20 @@ def test_guidance_beats_the_unguided_start_on_a_known_blur():
 # -- clear errors ------------------------------------------------------------------------------
 def test_missing_weights_name_the_training_job(tmp_path):
     y = torch.rand(1, 3, 4, 4, generator=gen(0))
-    with pytest.raises(FileNotFoundError, match=TRAIN_COMMAND.replace(".", r"\.")):
-        solve_indigo(y, Blind(4), gaussian_prior(), nfe=2, generator=gen(0),
-                     config=dict(weights=str(tmp_path / "absent.safetensors")))
-    assert TRAIN_COMMAND == "restoray run configs/train-inn.yaml"
+    for inn, config in (("pixel", "train-inn"), ("latent", "train-latent-inn-image")):
+        command = train_command(inn, "pixel")
+        assert command == f"restoray run configs/{config}.yaml" and (REPO / "configs" / f"{config}.yaml").is_file()
+        with pytest.raises(FileNotFoundError, match=command.replace(".", r"\.")):
+            solve_indigo(y, Blind(4), gaussian_prior(), nfe=2, generator=gen(0),
+                         config=dict(inn=inn, weights=str(tmp_path / "absent.safetensors")))
+    assert train_command("latent", "latent") == "restoray run configs/train-latent-inn.yaml"
 
 
 def test_mismatched_inn_is_refused(tmp_path):
     y = torch.rand(1, 3, 4, 4, generator=gen(0))
     save(random_inn(), tmp_path / "pixel.safetensors")
     save(random_inn(split="undecimated"), tmp_path / "latent3.safetensors")
-    solve = lambda op, prior, **c: solve_indigo(y, op, prior, nfe=2, generator=gen(0), config=c)
+    solve = lambda op, prior, **c: solve_indigo(y, op, prior, nfe=2, generator=gen(0), config=dict(denoiser="prior", **c))
     with pytest.raises(ValueError, match="PixelINN is x4 on 3 channels, the task is x2"):
         solve(Blind(2), gaussian_prior(), weights=str(tmp_path / "pixel.safetensors"))
     with pytest.raises(ValueError, match="LatentINN has 3 channels, prior 'gaussian' has 12"):

@@ -21,7 +21,7 @@ from operators.solvers import SOLVERS, get_solver, solver_config
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 NFE = {"pnp_ula": 12}  # others: 6
 CONFIG = {"ud2m": {"unfolding": "untrained"},  # no trained unfolding in the tests
-          "indigo": {"weights": "untrained"}, "irsde": {"weights": "untrained"},
+          "indigo": {"weights": "untrained", "denoiser": "prior"}, "irsde": {"weights": "untrained"},
           "conditional": {"weights": "untrained"}}
 OWN_NETWORK = {"conditional", "irsde"}  # blind solvers that never call the prior
 

@@ -17,8 +17,10 @@ from operators.solvers import CONFIGS, SOLVERS, get_solver, solver_config
 NAMES = ["conditional", "ddnm", "diffpir", "dps", "indigo", "irsde", "langevin", "langevin_video", "latent_dps", "pnp_ula", "reld", "ud2m"]
 NFE = {"pnp_ula": 12, "langevin": 4, "langevin_video": 4, "ud2m": 6}  # others: 5
 CONFIG = {"ud2m": {"unfolding": "untrained"},  # no trained unfolding in the tests (tests/.../test_ud2m.py)
-          "indigo": {"weights": "untrained"},
-          "irsde": {"weights": "untrained"}, "conditional": {"weights": "untrained"}}  # a fresh network: eps = its closed-form linear guess  # the plain Haar INN (tests/operators/solvers/test_indigo.py)
+          # the plain Haar INN on the job's prior (its default conditional model: test_indigo.py)
+          "indigo": {"weights": "untrained", "denoiser": "prior"},
+          # fresh networks (irsde: eps = its closed-form linear guess)
+          "irsde": {"weights": "untrained"}, "conditional": {"weights": "untrained"}}
 BACKWARD = {"dps", "latent_dps"}
 DETERMINISTIC = {"reld"}
 OWN_NETWORK = {"conditional", "irsde"}  # blind solvers that run their own trained network, not the prior
