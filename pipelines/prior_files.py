@@ -5,7 +5,7 @@
 into a ConfigError naming it and how to get it;
 ``prior_digest`` is the sha256 (first 16 hex) of each weights file of an embedded prior,
 ``solver_digest`` the same for the files a solver spec reads besides its prior (a trained
-UD2M unfolding).
+UD2M unfolding, the blind solvers' networks).
 """
 from __future__ import annotations
 
@@ -143,21 +143,44 @@ def prior_digest(spec: dict) -> dict[str, str]:
     return {p.name: file_digest(p) for p, _ in prior_files(spec) if p.is_file()}
 
 
-def solver_digest(spec: dict) -> dict[str, str]:
-    """{file name: digest} of the trained files a solver spec loads besides its prior (ud2m's
-    unfolding, the shipped one when ``unfolding`` is unset; {} when untrained or missing, which
-    the solver reports itself): a retrained unfolding makes new rows, as retrained priors do."""
-    if spec.get("name") != "ud2m" or spec.get("unfolding") == "untrained":
-        return {}
-    from operators.solvers.unfolding_file import resolve_path
+def solver_files(spec: dict, prior: dict | None = None) -> dict[str, Path]:
+    """{label: path} of the trained files a solver spec loads besides its prior, the shipped ones
+    when it names none: ud2m's unfolding; the blind solvers' networks (conditional, irsde;
+    indigo's INN and, with its default ``denoiser: conditional``, the conditional model). The
+    INN of ``denoiser: prior`` depends on the prior's space, read from ``prior``'s name (latent
+    for embedded_latent and diffusers models). Untrained ones are left out."""
+    from operators.priors.paths import shipped_weights
 
-    try:
-        path = resolve_path(spec.get("unfolding"))
-    except FileNotFoundError:
+    name, untrained = spec.get("name"), lambda key: spec.get(key) == "untrained"
+    if name == "ud2m" and not untrained("unfolding"):
+        from operators.solvers.unfolding_file import resolve_path
+
+        try:
+            return {"unfolding": resolve_path(spec.get("unfolding"))}
+        except FileNotFoundError:
+            return {}
+    if name in ("conditional", "irsde") and not untrained("weights"):
+        return {"weights": shipped_weights(spec.get("weights") or f"blind_{name}")}
+    if name != "indigo":
         return {}
-    return {f"unfolding:{path.name}": file_digest(path)}
+    from operators.solvers.indigo import DEFAULT_WEIGHTS, IndigoConfig
+
+    denoiser = spec.get("denoiser", IndigoConfig.denoiser)
+    space = "latent" if denoiser == "prior" and (prior or {}).get("name") in ("embedded_latent", "diffusers") else "pixel"
+    files = {} if untrained("weights") else {
+        "inn": shipped_weights(spec.get("weights") or DEFAULT_WEIGHTS[spec.get("inn", IndigoConfig.inn), space][0])}
+    if denoiser == "conditional" and not untrained("conditional_weights"):
+        files["conditional"] = shipped_weights(spec.get("conditional_weights") or "blind_conditional")
+    return files
+
+
+def solver_digest(spec: dict, prior: dict | None = None) -> dict[str, str]:
+    """{label:file name: digest} of :func:`solver_files` that exist ({} when untrained or missing,
+    which the solver reports itself): retrained solver weights make new rows, as retrained priors
+    do."""
+    return {f"{label}:{p.name}": file_digest(p) for label, p in solver_files(spec, prior).items() if p.is_file()}
 
 
 def weights_digest(prior: dict, solver: dict | None = None) -> dict[str, str]:
     """:func:`prior_digest` with :func:`solver_digest` beside it."""
-    return {**prior_digest(prior), **solver_digest(solver or {})}
+    return {**prior_digest(prior), **solver_digest(solver or {}, prior)}

@@ -66,13 +66,13 @@ class RestoreImagesConfig(JobConfig):
 
 def result_hash(cfg: RestoreImagesConfig) -> str:
     """The config hash rows are recorded (and resumed) under: the result-changing keys and the
-    digest of the prior's weights file(s) and of a solver's own (a UD2M unfolding), so retrained
-    weights are not taken for done."""
+    digest of the prior's weights file(s) and of a solver's own (a UD2M unfolding, a blind
+    solver's networks), so retrained weights are not taken for done."""
     from pipelines.prior_files import prior_digest, solver_digest
 
     extra = {"prior_weights": prior_digest(cfg.prior)}
-    if solver_digest(cfg.solver):
-        extra["solver_weights"] = solver_digest(cfg.solver)
+    if solver_digest(cfg.solver, cfg.prior):
+        extra["solver_weights"] = solver_digest(cfg.solver, cfg.prior)
     return config_hash(cfg, RUN_KEYS, extra=extra)
 
 

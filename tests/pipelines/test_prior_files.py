@@ -24,13 +24,13 @@ def test_digest_is_sha256_prefix_and_follows_the_file(tmp_path):
     assert prior_digest({"name": "gaussian"}) == {}
 
 
-def _hash_and_grid_ids(tmp_path, solver: dict, prior: dict):
-    """(restore-images config hash, evaluate row ids of a one-image, one-task grid) as functions
-    of the files on disk now."""
+def _hash_and_grid_ids(tmp_path, solver: dict, prior: dict, task: dict | None = None):
+    """(restore-images config hash, evaluate row ids of a one-image, one-task grid: denoising
+    unless ``task`` names the degradation) as functions of the files on disk now."""
     cfg = from_dict(RestoreImagesConfig, {"input": str(tmp_path), "solver": solver, "prior": prior})
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "a.png").write_bytes(encode_png(np.zeros((8, 8, 3), np.float32)))
-    task = TaskConfig("denoise", {"name": "denoise", "noise_sigma": 0.1})
+    task = TaskConfig("t", task or {"name": "denoise", "noise_sigma": 0.1})
     method = MethodConfig("m", "solver", solver=solver, prior=prior, nfe=3)
     ids = lambda: [r["id"] for r in plan_grid([DatasetConfig("d", str(tmp_path / "img"))], [task], [method],  # noqa: E731
                                               0, 8, str(tmp_path), None)[0]]
@@ -62,6 +62,30 @@ def test_a_retrained_unfolding_changes_restore_hash_and_evaluate_ids(tmp_path):
     u.write_bytes(b"retrained unfolding")
     assert restore_hash() != before and grid_ids() != ids_before
     assert solver_digest({"name": "ud2m", "unfolding": "untrained"}) == {} == solver_digest({"name": "langevin"})
+
+
+def test_blind_solvers_networks_are_in_the_digest(tmp_path):
+    """conditional / irsde hash their network, indigo its INN (picked by inn and the denoiser's
+    space) and, on its default conditional model, that model too; the shipped files when unnamed."""
+    from operators.priors.paths import WEIGHTS_DIR
+    from pipelines.prior_files import solver_digest, solver_files
+
+    shipped = lambda name: WEIGHTS_DIR / f"{name}.safetensors"
+    assert solver_files({"name": "conditional"}) == {"weights": shipped("blind_conditional")}
+    assert solver_files({"name": "irsde", "weights": "untrained"}) == {}
+    assert solver_files({"name": "indigo"}) == {"inn": shipped("blind_pixel_inn"),
+                                                "conditional": shipped("blind_conditional")}
+    assert solver_files({"name": "indigo", "inn": "latent"})["inn"] == shipped("blind_latent_inn_image")
+    latent = solver_files({"name": "indigo", "inn": "latent", "denoiser": "prior"}, {"name": "embedded_latent"})
+    assert latent == {"inn": shipped("blind_latent_inn")}
+    inn = tmp_path / "inn.safetensors"
+    inn.write_bytes(b"first INN")
+    solver = {"name": "indigo", "weights": str(inn), "conditional_weights": "untrained"}
+    restore_hash, grid_ids = _hash_and_grid_ids(tmp_path, solver, {"name": "gaussian"}, {"name": "realesrgan", "scale": 4})
+    before, ids_before = restore_hash(), grid_ids()
+    assert solver_digest(solver) == {"inn:inn.safetensors": file_digest(inn)} and len(ids_before) == 1
+    inn.write_bytes(b"retrained INN")
+    assert restore_hash() != before and grid_ids() != ids_before
 
 
 def test_dncnn_and_ffdnet_files_are_checked_at_config_time(tmp_path):
