@@ -66,3 +66,13 @@ def test_blind_needs_a_blind_solver_and_real_lq(tmp_path):
              solver={"name": "diffpir", "nfe": 3})
     with pytest.raises(ConfigError, match="synthesize: true cannot degrade"):
         _cfg(tmp_path, root, synthesize=True, degradation={"name": "blind", "scale": 4})
+
+
+@pytest.mark.parametrize("solver,nfe,samples", [("conditional", 1, 1), ("irsde", 5, 4)])
+def test_a_blind_solver_without_nfe_runs_its_measured_default(ray_local, tmp_path, solver, nfe, samples):
+    """conditional: 1 NFE; irsde: the mean of 4 posterior samples of 5 NFE (RUN_DEFAULTS), the
+    shipped weights; what ran is what the rows record."""
+    root = _photos(tmp_path / "lq", (12, 10), n=1)
+    run(_cfg(tmp_path, root, synthesize=False, degradation={"name": "blind", "scale": 4}, solver={"name": solver}))
+    (row,) = pq.read_table(str(tmp_path / "out" / "results")).to_pylist()
+    assert (row["nfe"], row["samples"]) == (nfe, samples) and (row["width"], row["height"]) == (40, 48)
