@@ -4,7 +4,11 @@ same `restoray run configs/evaluate.yaml` skips every recorded row (ids hash eve
 changes a result) and runs the rest.
 
     python benchmarks/grid_snapshot.py save    [--output runs/evaluate] [--file benchmarks/evaluate-grid/results.parquet]
+                                               [--prune [--config configs/evaluate.yaml]]
     python benchmarks/grid_snapshot.py restore [--output runs/evaluate] [--file ...]
+
+`save --prune` keeps only the rows the config's grid plans now (their ids): rows superseded by a
+retrained prior or unfolding, or by a changed preset, are dropped instead of carried.
 
 Errors are not carried: a row that failed is retried. The comparison panels of rows run
 elsewhere are not carried either (delete those images' rows from the snapshot to redraw them).
@@ -35,14 +39,32 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 
 
-def save(output: Path, file: Path) -> int:
+def plan(config: str):
+    """(resolved evaluate config, its planned grid rows), as the job plans them."""
+    sys.path.insert(0, str(REPO))
+    from pipelines.cli import load_job_config
+    from pipelines.evaluate_grid import plan_grid
+
+    cfg = load_job_config(config, [])[0].resolved()
+    return cfg, plan_grid(cfg.datasets, cfg.tasks, cfg.methods, cfg.seed, cfg.mod, cfg.output, cfg.storage)[0]
+
+
+def planned_ids(config: str) -> set[str]:
+    """The ids of every row the config's evaluate grid plans now."""
+    return {r["id"] for r in plan(config)[1]}
+
+
+def save(output: Path, file: Path, keep: set[str] | None = None) -> int:
+    """Pack the results under ``output`` with the snapshot's own rows (newest wins by id); with
+    ``keep``, only rows of those ids."""
     parts = sorted(glob.glob(str(output / "results" / "**" / "*.parquet"), recursive=True))
     tables = [pq.read_table(p) for p in parts]
     if file.exists():
         tables.insert(0, pq.read_table(file))
     if not tables:
         raise SystemExit(f"no results under {output / 'results'}")
-    rows = {r["id"]: r for r in pa.concat_tables(tables, promote_options="default").to_pylist()}
+    rows = {r["id"]: r for r in pa.concat_tables(tables, promote_options="default").to_pylist()
+            if keep is None or r["id"] in keep}
     table = pa.Table.from_pylist(list(rows.values()), schema=tables[-1].schema)
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(".tmp")
@@ -61,8 +83,7 @@ def restore(output: Path, file: Path) -> int:
 
 def rekey(config: str, output: Path, added: list[str]) -> int:
     sys.path.insert(0, str(REPO))
-    from pipelines.cli import load_job_config
-    from pipelines.evaluate_grid import grid_row_id, plan_grid
+    from pipelines.evaluate_grid import grid_row_id
     from pipelines.prior_files import weights_digest
 
     fields = {}
@@ -75,9 +96,8 @@ def rekey(config: str, output: Path, added: list[str]) -> int:
     if len(fields) != 1:
         raise SystemExit(f"--added: fields of one solver per run, got {sorted(fields)}")
     (solver, fields), = fields.items()
-    cfg = load_job_config(config, [])[0].resolved()  # as the job plans it
+    cfg, grid = plan(config)
     degradations = {t.name: t.degradation for t in cfg.tasks}
-    grid, _ = plan_grid(cfg.datasets, cfg.tasks, cfg.methods, cfg.seed, cfg.mod, cfg.output, cfg.storage)
     old_ids = {}
     for r in grid:
         spec = json.loads(r["method_spec"])
@@ -114,14 +134,20 @@ def main() -> None:
     ap.add_argument("--output", default=str(REPO / "runs" / "evaluate"))
     ap.add_argument("--file", default=str(REPO / "benchmarks" / "evaluate-grid" / "results.parquet"))
     ap.add_argument("--config", default="configs/evaluate.yaml")
+    ap.add_argument("--prune", action="store_true", help="save: only the rows --config's grid plans now")
     ap.add_argument("--added", action="append", default=[], help="rekey: SOLVER.FIELD=VALUE (JSON value), repeatable")
     args = ap.parse_args()
+    output, file = Path(args.output).resolve(), Path(args.file).resolve()
+    config = str(Path(args.config).resolve()) if Path(args.config).exists() else args.config
+    os.chdir(REPO)  # the config's relative paths (data, weights) are the repo's
     if args.action == "rekey":
-        os.chdir(REPO)
-        n = rekey(args.config, Path(args.output), args.added)
+        n = rekey(config, output, args.added)
         print(f"rekey: {n} rows copied under their current ids ({args.added})")
         return
-    n = (save if args.action == "save" else restore)(Path(args.output), Path(args.file))
+    if args.action == "save":
+        n = save(output, file, planned_ids(config) if args.prune else None)
+    else:
+        n = restore(output, file)
     print(f"{args.action}: {n} rows ({args.file} <-> {args.output}/results)")
 
 
