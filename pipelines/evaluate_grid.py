@@ -76,7 +76,7 @@ class MethodConfig:
         if degradation is not None:
             from pipelines.spec_defaults import resolve_solver
 
-            solver = resolve_solver(solver, self.assume or degradation, nfe=None)
+            solver = resolve_solver(solver, self.assume or degradation, with_nfe=False)
         spec = {"kind": "solver", "solver": solver, "prior": dict(self.prior), "nfe": self.nfe}
         return {**spec, "assume": dict(self.assume)} if self.assume else spec  # ids unchanged without it
 
@@ -87,7 +87,7 @@ class MethodConfig:
             return self
         from pipelines.spec_defaults import resolve_prior, resolve_solver
 
-        return replace(self, solver=resolve_solver(self.solver, None, nfe=None), prior=resolve_prior(self.prior))
+        return replace(self, solver=resolve_solver(self.solver, None, with_nfe=False), prior=resolve_prior(self.prior))
 
     def prior_space(self) -> str | None:
         if self.space or self.kind != "solver":

@@ -47,19 +47,18 @@ def resolve_prior(spec: dict) -> dict:
     return {"name": spec["name"], **defaults, **spec}
 
 
-def resolve_solver(spec: dict, degradation: dict | None = None, nfe: int | None = 20) -> dict:
-    """The full spec of a solver for rows of ``degradation`` (None: not known at load). ``nfe``
-    None: the spec carries no NFE of its own (evaluate's methods give theirs); otherwise a spec
-    without one runs the solver's default (``RUN_DEFAULTS``: 20, fewer for the blind samplers),
-    as do the posterior ``samples``."""
-    from operators.solvers import CONFIGS, SOLVERS, with_run_defaults
+def resolve_solver(spec: dict, degradation: dict | None = None, with_nfe: bool = True) -> dict:
+    """The full spec of a solver for rows of ``degradation`` (None: not known at load). A spec
+    without ``nfe`` or the posterior's ``samples`` gets the solver's ``RUN_DEFAULTS`` (20 NFE,
+    fewer for the blind samplers); ``with_nfe`` False: the spec carries no NFE of its own
+    (evaluate's methods give theirs beside it), only the samples default is written."""
+    from operators.solvers import CONFIGS, SOLVERS
     from operators.solvers.posterior import KEYS, PosteriorConfig
 
     name = spec["name"]
     SOLVERS.get(name)
     head: dict[str, Any] = {"name": name}
-    spec = with_run_defaults(spec) if nfe is not None else {**spec, **{
-        k: v for k, v in CONFIGS[name].RUN_DEFAULTS.items() if k != "nfe" and k not in spec}}
+    spec = {**{k: v for k, v in CONFIGS[name].RUN_DEFAULTS.items() if with_nfe or k != "nfe"}, **spec}
     if "nfe" in spec:
         head["nfe"] = spec["nfe"]
     posterior = PosteriorConfig()

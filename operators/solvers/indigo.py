@@ -116,7 +116,8 @@ def inn_model(cfg: IndigoConfig, prior: Prior, scale: int, channels: int, device
         path = shipped_weights(cfg.weights or DEFAULT_WEIGHTS[cfg.inn, prior.space][0])
         if not path.is_file():
             raise FileNotFoundError(f"solver 'indigo': {cfg.inn} INN weights not found: {path}; train them with "
-                                    f"`{train_command(cfg.inn, prior.space)}`, or set weights: <.safetensors> (or 'untrained')")
+                                    f"`{train_command(cfg.inn, prior.space)}`, or set weights: <.safetensors> "
+                                    "(or 'untrained')")
         st = Path(path).stat()
         model = _load(str(Path(path).resolve()), st.st_mtime_ns, st.st_size, str(device))
     c = model.config

@@ -31,15 +31,17 @@ class IRSDESolverConfig(SolverConfig):
     """``weights``: None -> the shipped weights/blind_irsde.safetensors, else a name or path, or
     ``untrained``: a fresh default network, whose zero output layer leaves eps = the Wiener
     estimate c_skip (x_t - mu), the exact eps when x0 ~ N(mu, residual_std^2 I) (any scale).
-    ``sampler``: ``posterior`` (default) or ``euler``. ``euler`` — the paper's reverse Euler-Maruyama step; with nfe < T it steps
-    between every (T / nfe)-th time with the summed theta of the skipped steps (the same
-    discretisation on a coarser grid; nfe = T is the paper's sampler exactly); ``posterior`` —
+    ``sampler``: ``posterior`` (default) or ``euler``. ``euler`` — the paper's reverse
+    Euler-Maruyama step; with nfe < T it steps between every (T / nfe)-th time with the summed
+    theta of the skipped steps (the same discretisation on a coarser grid; nfe = T is the
+    paper's sampler exactly); ``posterior`` —
     x_s drawn from the Gaussian bridge q(x_s | x_t, x0_hat) with x0_hat implied by eps (exact
     for a known x0 at any nfe; ends on x0_hat; with an uncertain x0 it narrows the spread of
     the samples at few steps: by 27% at 10 steps on a Gaussian residual, where euler widens it
-    by 11%). Defaults (``RUN_DEFAULTS``): the mean of 4 posterior samples of 5 NFE each, the best
-PSNR measured on Real-ESRGAN x4 CBSD68 crops (19.72 dB vs bicubic 19.62; one sample 19.43; the
-paper's Euler-Maruyama at 20 NFE 16.18, sharper: NIQE 2.76 vs 10.07). Tiling fields: the network runs in tiles above ``tile_max_pixels`` (see
+    by 11%). Defaults (``RUN_DEFAULTS``): the mean of 4 posterior samples of 5 NFE each, the
+    best PSNR measured on Real-ESRGAN x4 CBSD68 crops (19.72 dB vs bicubic 19.62; one sample
+    19.43; the paper's Euler-Maruyama at 20 NFE 16.18, sharper: NIQE 2.76 vs 10.07). Tiling
+    fields: the network runs in tiles above ``tile_max_pixels`` (see
     :class:`~operators.solvers.tiling.TiledPrior`)."""
 
     RUN_DEFAULTS: ClassVar[dict[str, int]] = {"nfe": 5, "samples": 4}

@@ -53,9 +53,9 @@ def test_a_resolved_solver_runs_every_row_with_the_same_config(name, preset):
     for deg in DEGRADATIONS:
         op = build_degradation(deg)
         before = row_config(name, _keys(spec), op)
-        for full in (resolve_solver(spec, deg), resolve_solver(spec, None, nfe=None)):  # restore / evaluate
+        for full in (resolve_solver(spec, deg), resolve_solver(spec, None, with_nfe=False)):  # restore / evaluate
             assert row_config(name, _keys(full), op) == before, (deg, full)
-            assert resolve_solver(full, deg if "nfe" in full else None, nfe=20 if "nfe" in full else None) == full
+            assert resolve_solver(full, deg if "nfe" in full else None, with_nfe="nfe" in full) == full
     full = resolve_solver(spec, DEGRADATIONS[0])
     assert set(CONFIGS[name]().to_dict()) <= set(full) and full["preset"] == (preset or "auto")
     run = {"nfe": 20, "samples": 1, **CONFIGS[name].RUN_DEFAULTS}
@@ -71,14 +71,14 @@ def test_blind_samplers_default_to_their_measured_best_nfe_and_samples():
     assert got["irsde"]["sampler"] == "posterior" and got["indigo"]["denoiser"] == "conditional"
     mine = resolve_solver({"name": "irsde", "nfe": 20, "samples": 1, "sampler": "euler"})
     assert (mine["nfe"], mine["samples"], mine["sampler"]) == (20, 1, "euler")
-    open_ = resolve_solver({"name": "irsde"}, None, nfe=None)
+    open_ = resolve_solver({"name": "irsde"}, None, with_nfe=False)
     assert "nfe" not in open_ and open_["samples"] == 4
 
 
 def test_preset_values_stay_symbolic_and_unknown_families_leave_them_to_the_row():
     full = resolve_solver({"name": "diffpir"}, {"name": "denoise", "noise_sigma": 0.1})
     assert full["sigma_max"] == "measurement" and full == {**full, **preset_values("diffpir", "denoise")}
-    open_ = resolve_solver({"name": "diffpir"}, None, nfe=None)
+    open_ = resolve_solver({"name": "diffpir"}, None, with_nfe=False)
     assert "nfe" not in open_ and "lam" not in open_ and "sigma_max" not in open_ and open_["rho"] == 7.0
 
 
