@@ -55,11 +55,13 @@ _LANGEVIN_JPEG = [{"renoise": True, "delta": 0.0643, "start_scale": 1.0127, "end
 # unfolding's own schedule on the crops).
 _UD2M_JPEG = [{"start_scale": 0.5, "end_scale": 0.5, "zeta": 0.9},
               {"start_scale": 0.7206, "end_scale": 0.0396, "zeta": 0.3135}]  # the 1,782-step unfolding's winner
-# UD2M on its training family: the schedule it was trained on (no trial beat it; no preset).
+# UD2M on its training family: the schedule it was trained on (no trial beat it; no preset); off
+# it (random masks), the point the search has to beat.
 _UD2M_OWN = [{"sigma_max": 0.4, "zeta": 0.9}]
 SEEDS = {("diffpir", "denoise"): _HQS, ("diffpir", "jpeg_q10"): _HQS, ("langevin", "denoise"): _LANGEVIN_DENOISE,
          ("langevin", "jpeg_q10"): _LANGEVIN_JPEG, ("ud2m", "jpeg_q10"): _UD2M_JPEG,
          ("ud2m", "deblur_gauss"): _UD2M_OWN, ("ud2m", "sr_x4+sr_x2_noisy"): _UD2M_OWN,
+         ("ud2m", "inpaint_random"): _UD2M_OWN,
          **{(solver, "deblur_motion"): points for solver, points in _MOTION.items()}}
 
 

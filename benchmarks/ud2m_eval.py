@@ -5,7 +5,8 @@
 
 Each task is one of the evaluate grid's (configs/evaluate.yaml), scored by
 benchmarks/preset_objective.score (seeded degradations and solves, mean PSNR): langevin with its
-preset, ud2m at its starting point (``unfolding: untrained``) and the trained unfolding, next to
+preset, ud2m at its starting point (``unfolding: untrained``) and the trained unfolding (on its own
+schedule, and with its per-task preset where configs/presets.yaml has one), next to
 the classical baselines TV and BM3D (where they apply) on the same degraded crops.
 """
 from __future__ import annotations
@@ -20,6 +21,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import preset_objective as po  # noqa: E402
+
+from operators.degradations import build_degradation  # noqa: E402
+from operators.solvers.presets import preset_values, task_family  # noqa: E402
 
 CBSD68 = po.REPO.parent / "shared" / "data" / "eval" / "CBSD68"
 
@@ -59,14 +63,17 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     images, prior = crops(args.images, args.size), {"name": "embedded"}
-    print("| task | input estimate | tv | bm3d | langevin (preset) | ud2m untrained | ud2m trained |\n"
-          "|---|---:|---:|---:|---:|---:|---:|")
+    print("| task | input estimate | tv | bm3d | langevin (preset) | ud2m untrained | ud2m trained | "
+          "ud2m trained (preset) |\n|---|---:|---:|---:|---:|---:|---:|---:|")
     for task in args.tasks:
         base = [baseline_psnr(b, task, images) for b in ("tv", "bm3d")]
         lv = po.score("langevin", task, {"preset": "auto"}, args.nfe, prior, images)
         un = po.score("ud2m", task, {"unfolding": "untrained"}, args.nfe, prior, images)
         tr = po.score("ud2m", task, {"unfolding": args.unfolding}, args.nfe, prior, images)
-        cells = [lv["input_psnr"], *base, lv["psnr"], un["psnr"], tr["psnr"]]
+        family = task_family(build_degradation(po.tasks()[task]))
+        preset = (po.score("ud2m", task, {"unfolding": args.unfolding, "preset": "auto"}, args.nfe, prior, images)
+                  if preset_values("ud2m", family) else tr)  # the unfolding's own schedule where none
+        cells = [lv["input_psnr"], *base, lv["psnr"], un["psnr"], tr["psnr"], preset["psnr"]]
         print(f"| {task} | " + " | ".join("-" if np.isnan(c) else f"{c:.2f}" for c in cells) + " |", flush=True)
 
 
