@@ -61,7 +61,7 @@ _UD2M_OWN = [{"sigma_max": 0.4, "zeta": 0.9}]
 SEEDS = {("diffpir", "denoise"): _HQS, ("diffpir", "jpeg_q10"): _HQS, ("langevin", "denoise"): _LANGEVIN_DENOISE,
          ("langevin", "jpeg_q10"): _LANGEVIN_JPEG, ("ud2m", "jpeg_q10"): _UD2M_JPEG,
          ("ud2m", "deblur_gauss"): _UD2M_OWN, ("ud2m", "sr_x4+sr_x2_noisy"): _UD2M_OWN,
-         ("ud2m", "inpaint_random"): _UD2M_OWN,
+         ("ud2m", "inpaint_random"): _UD2M_OWN, ("ud2m", "inpaint_box"): _UD2M_OWN,
          **{(solver, "deblur_motion"): points for solver, points in _MOTION.items()}}
 
 
