@@ -159,18 +159,19 @@ def solver_files(spec: dict, prior: dict | None = None) -> dict[str, Path]:
             return {"unfolding": resolve_path(spec.get("unfolding"))}
         except FileNotFoundError:
             return {}
+    from operators.solvers import conditional, indigo, irsde
+
     if name in ("conditional", "irsde") and not untrained("weights"):
-        return {"weights": shipped_weights(spec.get("weights") or f"blind_{name}")}
+        default = (conditional if name == "conditional" else irsde).DEFAULT_WEIGHTS
+        return {"weights": shipped_weights(spec.get("weights") or default)}
     if name != "indigo":
         return {}
-    from operators.solvers.indigo import DEFAULT_WEIGHTS, IndigoConfig
-
-    denoiser = spec.get("denoiser", IndigoConfig.denoiser)
+    denoiser, inn = spec.get("denoiser", indigo.IndigoConfig.denoiser), spec.get("inn", indigo.IndigoConfig.inn)
     space = "latent" if denoiser == "prior" and (prior or {}).get("name") in ("embedded_latent", "diffusers") else "pixel"
     files = {} if untrained("weights") else {
-        "inn": shipped_weights(spec.get("weights") or DEFAULT_WEIGHTS[spec.get("inn", IndigoConfig.inn), space][0])}
+        "inn": shipped_weights(spec.get("weights") or indigo.DEFAULT_WEIGHTS[inn, space][0])}
     if denoiser == "conditional" and not untrained("conditional_weights"):
-        files["conditional"] = shipped_weights(spec.get("conditional_weights") or "blind_conditional")
+        files["conditional"] = shipped_weights(spec.get("conditional_weights") or conditional.DEFAULT_WEIGHTS)
     return files
 
 

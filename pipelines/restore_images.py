@@ -71,8 +71,9 @@ def result_hash(cfg: RestoreImagesConfig) -> str:
     from pipelines.prior_files import prior_digest, solver_digest
 
     extra = {"prior_weights": prior_digest(cfg.prior)}
-    if solver_digest(cfg.solver, cfg.prior):
-        extra["solver_weights"] = solver_digest(cfg.solver, cfg.prior)
+    solver_weights = solver_digest(cfg.solver, cfg.prior)
+    if solver_weights:
+        extra["solver_weights"] = solver_weights
     return config_hash(cfg, RUN_KEYS, extra=extra)
 
 

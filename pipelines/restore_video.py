@@ -100,8 +100,9 @@ class RestoreVideoJob(StreamingJob):
         from pipelines.prior_files import prior_digest, solver_digest
 
         digests = {"prior_weights": prior_digest(self.cfg.prior)}
-        if solver_digest(self.cfg.solver, self.cfg.prior):  # a UD2M unfolding
-            digests["solver_weights"] = solver_digest(self.cfg.solver, self.cfg.prior)
+        solver_weights = solver_digest(self.cfg.solver, self.cfg.prior)  # a UD2M unfolding
+        if solver_weights:
+            digests["solver_weights"] = solver_weights
         if self.cfg.video_prior:
             digests["video_prior"] = json.dumps(self.cfg.video_prior, sort_keys=True)
         return config_hash(self.cfg, self.hash_exclude, extra=digests)
