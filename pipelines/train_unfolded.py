@@ -37,6 +37,16 @@ class TrainUnfoldedConfig(TrainRunConfig):
     output: str = "weights/embedded_ud2m.safetensors"
     checkpoint_dir: str = "runs/train-unfolded/checkpoints"
     init_unfolding: str | None = None                  # warm start from a trained unfolding file
+    expert: str | None = None                          # fine-tune init_unfolding's expert for this operator family
+
+    def expert_operators(self) -> list[dict]:
+        """The operators trained on: all of ``operators``, or with ``expert`` those of its family."""
+        from operators.degradations import build_degradation
+        from operators.solvers.presets import task_family
+
+        if not self.expert:
+            return [dict(s) for s in self.operators]
+        return [dict(s) for s in self.operators if task_family(build_degradation(s)) == self.expert]
 
     def unfolding_config(self):
         """The UnfoldingConfig trained: ``init_unfolding``'s own when set (``unfolding`` keys, if
@@ -63,6 +73,21 @@ class TrainUnfoldedConfig(TrainRunConfig):
         check_prior_files(self.prior, "prior")
         self._check_family(check_degradation)
         self._check_unfolding()
+        self._check_expert()
+
+    def _check_expert(self) -> None:
+        from operators.degradations import build_degradation
+        from operators.solvers.presets import task_family
+
+        if self.expert is None:
+            return
+        if not self.init_unfolding:
+            raise ConfigError("config key 'expert': an expert is fine-tuned from a trained unfolding; "
+                              "set 'init_unfolding' to it (the output holds it plus the expert)")
+        if not self.expert_operators():
+            have = sorted({task_family(build_degradation(s)) for s in self.operators})
+            raise ConfigError(f"config key 'expert': no operator in 'operators' is of family {self.expert!r}; "
+                              f"their families: {', '.join(have)}")
 
     def _check_family(self, check_degradation) -> None:
         from operators.degradations import build_degradation
@@ -138,6 +163,7 @@ def run(cfg: TrainUnfoldedConfig) -> TrainUnfoldedSummary:
     loop_cfg = asdict(cfg)
     loop_cfg["data_label"] = cfg.data  # as written in the config, for the metadata
     loop_cfg["unfolding"] = json.loads(cfg.unfolding_config().to_json())
+    loop_cfg["operators"] = cfg.expert_operators()
     for key in ("data", "pairs", "output", "checkpoint_dir", "init_unfolding"):
         if loop_cfg[key] and "://" not in loop_cfg[key]:
             loop_cfg[key] = os.path.abspath(loop_cfg[key])

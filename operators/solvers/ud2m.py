@@ -10,6 +10,7 @@ from operators.priors.base import Prior
 from operators.solvers import common
 from operators.solvers.base import SolverOutput
 from operators.solvers.config import SolverConfig, resolve_config
+from operators.solvers.presets import task_family
 from operators.solvers.unfolded import UD2M, UnfoldingConfig
 from operators.solvers.unfolding_file import cached_unfolding, resolve_path
 
@@ -45,11 +46,13 @@ class UD2MConfig(SolverConfig):
             raise ValueError(f"inexact_prox_steps must be >= 0, got {self.inexact_prox_steps}")
 
 
-def unfolding_model(prior: Prior, unfolding: str | None) -> UD2M:
-    """The UD2M module a config names, on ``prior`` (trained ones loaded once per prior)."""
+def unfolding_model(prior: Prior, unfolding: str | None, degradation: Degradation | None = None) -> UD2M:
+    """The UD2M module a config names, on ``prior`` (trained ones loaded once per prior): the
+    file's expert for the degradation's operator family where it has one, else its shared
+    unfolding (operators/solvers/unfolding_experts.py)."""
     if unfolding == UNTRAINED:
         return UD2M(prior, UnfoldingConfig(), lora=False).requires_grad_(False)
-    return cached_unfolding(resolve_path(unfolding), prior)
+    return cached_unfolding(resolve_path(unfolding), prior, task_family(degradation))
 
 
 def solve_ud2m(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: int,
@@ -58,14 +61,15 @@ def solve_ud2m(y: torch.Tensor, degradation: Degradation, prior: Prior, *, nfe: 
     """UD2M sampling (Kemajou Mbakam, Spence, Pereyra, arXiv 2507.02686, Sec. 3 and its DDIM
     sampler): N = nfe // K outer steps, each K unfolded LATINO steps (operators/solvers/unfolded.py)
     with the trained step parameters, the LoRA-adapted denoiser, and the operator's own prox, so
-    the degradation may differ from the ones it was trained on. NFE = N K, no autograd.
+    the degradation may differ from the ones it was trained on; the unfolding file's expert for
+    the operator's family where it has one. NFE = N K, no autograd.
 
     y: (B, C, h, w) -> x: (B, C, H, W) in [0, 1]."""
     cfg = resolve_config(config, UD2MConfig, "ud2m")
     nfe = common.check_nfe(nfe, "ud2m")
     common.require_pixel(prior, "ud2m")
     common.check_prox(degradation, "ud2m", cfg.inexact_prox_steps)
-    model = unfolding_model(prior, cfg.unfolding)
+    model = unfolding_model(prior, cfg.unfolding, degradation)
     K = model.inner_steps
     if nfe < K:
         raise ValueError(f"solver 'ud2m': this unfolding runs outer steps of K = {K} unfolded steps, "

@@ -1,7 +1,9 @@
 """A trained UD2M unfolding as one safetensors file: the LoRA adapters and learned scalars, with
 metadata naming its :class:`~operators.solvers.unfolded.UnfoldingConfig` and the base prior it
 was trained on (class and sha256 of its weights). Loading refuses any other base prior: the
-adapters and steps are only meaningful on top of the exact weights they were trained with."""
+adapters and steps are only meaningful on top of the exact weights they were trained with.
+A file may also hold operator-family experts (operators/solvers/unfolding_experts.py): loading
+for a family with an expert gives that expert, for any other the shared unfolding."""
 from __future__ import annotations
 
 import copy
@@ -15,6 +17,7 @@ import torch
 from operators.priors.base import Prior
 from operators.priors.lora import base_weights_digest, lora_metadata
 from operators.priors.paths import shipped_weights
+from operators.solvers import unfolding_experts
 from operators.solvers.tiling import TiledPrior
 from operators.solvers.unfolded import UD2M, UnfoldingConfig
 
@@ -77,12 +80,15 @@ def read_unfolding(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str,
     return state, meta
 
 
-def load_unfolding(path: str | Path, prior: Prior, merge: bool = True, copy_prior: bool = True) -> UD2M:
+def load_unfolding(path: str | Path, prior: Prior, merge: bool = True, copy_prior: bool = True,
+                   family: str | None = None) -> UD2M:
     """The unfolding at ``path`` on ``prior``; a ValueError names both digests when ``prior`` is
     not the base it was trained on. ``copy_prior``: adapt a deep copy (sharing the NFE counter),
-    leaving ``prior`` as it was; ``merge``: fold the adapters into the weights (inference)."""
+    leaving ``prior`` as it was; ``merge``: fold the adapters into the weights (inference);
+    ``family``: an operator family whose expert the file holds loads that expert."""
     prior = prior.inner if isinstance(prior, TiledPrior) else prior
     state, meta = read_unfolding(path)
+    state, _ = unfolding_experts.select(state, meta, family)
     have = prior_digest(prior)
     if have != meta.get("base_digest"):
         raise ValueError(
@@ -98,17 +104,19 @@ def load_unfolding(path: str | Path, prior: Prior, merge: bool = True, copy_prio
     return model.to(next(iter(prior.parameters()), model.delta0).device)
 
 
-def cached_unfolding(path: Path, prior: Prior) -> UD2M:
-    """:func:`load_unfolding` merged on a copy of ``prior``, kept while ``prior`` lives (an
-    actor loads it once, not per row)."""
+def cached_unfolding(path: Path, prior: Prior, family: str | None = None) -> UD2M:
+    """:func:`load_unfolding` merged on a copy of ``prior`` (the expert for ``family`` where the
+    file has one), kept while ``prior`` lives (an actor loads it once, not per row)."""
     prior = prior.inner if isinstance(prior, TiledPrior) else prior
     st = path.stat()
-    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    expert = family if family in unfolding_experts.experts(read_unfolding(path)[1]) else None
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size, expert)
     models = _LOADED.setdefault(prior, {})
     if key in models:
         return models[key]
-    model = load_unfolding(path, prior).requires_grad_(False).eval()
+    model = load_unfolding(path, prior, family=expert).requires_grad_(False).eval()
     if model.prior is not prior:  # no adapters: nothing worth keeping (and no cycle to the key)
-        models.clear()
+        for stale in [k for k in models if k[:3] != key[:3]]:  # other files; this file's experts stay
+            del models[stale]
         models[key] = model
     return model

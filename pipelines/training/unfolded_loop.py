@@ -62,6 +62,7 @@ def train_unfolded_loop(cfg: dict) -> None:
     from ray.train import Checkpoint
 
     from operators.priors.lora import lora_metadata
+    from operators.solvers.unfolding_experts import save_expert
     from operators.solvers.unfolding_file import save_unfolding
 
     if cfg.get("torch_threads"):
@@ -85,9 +86,11 @@ def train_unfolded_loop(cfg: dict) -> None:
         g.set_state(state["rng"])
         start, history = state["step"], json.loads((latest.parent / "history.json").read_text())
     elif cfg.get("init_unfolding"):  # warm start (a fresh machine): adapters and scalars, new optimiser
+        from operators.solvers.unfolding_experts import select
         from operators.solvers.unfolding_file import read_unfolding
 
-        core.load_trainable_state(*read_unfolding(cfg["init_unfolding"]))
+        state, meta = read_unfolding(cfg["init_unfolding"])  # an expert starts from itself or the shared
+        core.load_trainable_state(select(state, meta, cfg.get("expert"))[0], meta)
     n_outer = cfg["nfe"] // core.inner_steps
     trainable = scalars + adapters
     t0, running, step = time.perf_counter(), [], start
@@ -117,4 +120,7 @@ def train_unfolded_loop(cfg: dict) -> None:
                 "noise_sigma": cfg["noise_sigma"], "nfe": cfg["nfe"], "patch": cfg["patch"],
                 "batch_size": cfg["batch_size"], "base_prior": cfg["prior"]}
         os.makedirs(os.path.dirname(os.path.abspath(cfg["output"])), exist_ok=True)
-        save_unfolding(core, cfg["output"], extra={k: json.dumps(v) for k, v in meta.items()})
+        if cfg.get("expert"):  # init_unfolding's file with this expert added or replaced
+            save_expert(core, cfg["output"], cfg["init_unfolding"], cfg["expert"], meta)
+        else:
+            save_unfolding(core, cfg["output"], extra={k: json.dumps(v) for k, v in meta.items()})

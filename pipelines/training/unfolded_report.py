@@ -32,7 +32,7 @@ def validate_unfolding(cfg: dict) -> tuple[dict[str, float], bytes]:
     if not cfg["val_images"]:
         return {}, b""
     prior = build_prior(cfg["prior"])
-    trained = load_unfolding(cfg["output"], prior).requires_grad_(False)
+    trained = load_unfolding(cfg["output"], prior, family=cfg.get("expert")).requires_grad_(False)
     untrained = UD2M(prior, trained.config, lora=False).requires_grad_(False)
     n_outer = cfg["nfe"] // trained.inner_steps
     source = batch_source(cfg, torch.Generator().manual_seed(derive_seed(cfg["seed"], "validation")), batch_size=1)
@@ -79,6 +79,8 @@ It only loads on the base prior whose weights digest it records.
 - Base prior: `{meta.get('base_prior', '?')}`, digest `{meta.get('base_digest', '?')}`
 - Unfolding config: `{meta.get('config', '?')}`
 - Learned values: `{meta.get('learned', '?')}`
+- Operator-family experts (fine-tuned from it; their training facts and learned values):
+  `{meta.get('experts', 'none')}`
 
 ## Training
 

@@ -148,3 +148,29 @@ def test_init_unfolding_continues_a_trained_file_on_a_fresh_machine(ray_local, t
     assert second.keys() == first.keys()
     for k in first:
         torch.testing.assert_close(second[k], first[k], atol=1e-6, rtol=0)
+
+
+def test_an_expert_fine_tunes_on_its_family_alone_and_joins_the_file(ray_local, tmp_path):
+    """``expert: sr`` starts from init_unfolding's shared unfolding, trains on the SR members of
+    the family only, and writes init_unfolding's file plus the expert (shared tensors unchanged)."""
+    from operators.solvers.unfolding_experts import PREFIX, experts
+    from operators.solvers.unfolding_file import read_unfolding
+
+    run(_cfg(tmp_path, steps=1, patch=16, val_images=0))
+    init = str(tmp_path / "u.safetensors")
+    with pytest.raises(ConfigError, match="'expert'.*set 'init_unfolding'"):
+        _cfg(tmp_path, expert="sr")
+    with pytest.raises(ConfigError, match="'expert': no operator .* family 'inpaint_random'.*deblur, denoise, sr"):
+        _cfg(tmp_path, expert="inpaint_random", init_unfolding=init, unfolding={})
+    summary = run(_cfg(tmp_path, expert="sr", init_unfolding=init, unfolding={}, steps=2, patch=16, val_images=1,
+                       output=str(tmp_path / "v.safetensors"), checkpoint_dir=str(tmp_path / "expert-ckpt")))
+    assert summary.steps == 2 and set(summary.validation) == {"init_estimate", "untrained", "trained"}
+    before, _ = read_unfolding(init)
+    after, meta = read_unfolding(tmp_path / "v.safetensors")
+    facts = experts(meta)["sr"]
+    assert facts["steps"] == 2 and {op["name"] for op in facts["operators"]} == {"sr"}
+    assert len(facts["operators"]) == 2  # x2 and x4 of the family
+    shared = {k: v for k, v in after.items() if not k.startswith(PREFIX)}
+    assert shared.keys() == before.keys() and all(torch.equal(shared[k], before[k]) for k in before)
+    tuned = {k[len(PREFIX + "sr."):]: v for k, v in after.items() if k.startswith(PREFIX + "sr.")}
+    assert tuned.keys() == before.keys() and not torch.equal(tuned["ud2m.log_delta"], before["ud2m.log_delta"])

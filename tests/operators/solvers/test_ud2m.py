@@ -144,3 +144,41 @@ def test_solver_errors_are_clear():
         get_solver("ud2m")(y, op, tiny_prior(), nfe=2, generator=gen(0), config={"unfolding": "untrained"})
     out = get_solver("ud2m")(y, op, tiny_prior(), nfe=6, generator=gen(0), config={"unfolding": "untrained"})
     assert out.nfe == 6 and out.extras == {"outer_steps": 2, "inner_steps": 3}
+
+
+def _perturbed(seed: int, rank: int = 2) -> UD2M:
+    model = UD2M(tiny_prior(), UnfoldingConfig(inner_steps=3, lora_rank=rank, **LANGEVIN), generator=gen(0))
+    with torch.no_grad():
+        for i, p in enumerate(p for p in model.parameters() if p.requires_grad):
+            p.add_(0.05 * torch.randn(p.shape, generator=gen(100 * seed + i)))
+    return model
+
+
+def test_an_expert_serves_its_operator_family_and_the_shared_unfolding_every_other(tmp_path):
+    """A file with an ``sr`` expert: an SR operator runs the expert (as its own file would), a
+    blur operator the shared unfolding (as the file without experts would), bit for bit."""
+    from operators.solvers.unfolding_experts import experts, save_expert
+    from operators.solvers.unfolding_file import read_unfolding
+
+    shared, expert = _perturbed(1), _perturbed(2)
+    save_unfolding(shared, tmp_path / "shared.safetensors")
+    save_unfolding(expert, tmp_path / "expert_alone.safetensors")
+    save_expert(expert, tmp_path / "both.safetensors", tmp_path / "shared.safetensors", "sr", {"steps": 7})
+    meta = read_unfolding(tmp_path / "both.safetensors")[1]
+    assert experts(meta)["sr"]["steps_total"] == 7 and set(experts(meta)["sr"]["learned"]) >= {"delta", "sigma_scale"}
+
+    def solve(op, name):
+        _, y = problem(op, batch=1)
+        return get_solver("ud2m")(y, op, tiny_prior(), nfe=6, generator=gen(4),
+                                  config=solver_config("ud2m", unfolding=str(tmp_path / name))).x
+
+    sr, blur = SuperResolution(scale=2, noise=Noise(sigma=0.02)), Blur(sigma=1.5, noise=Noise(sigma=0.01))
+    torch.testing.assert_close(solve(sr, "both.safetensors"), solve(sr, "expert_alone.safetensors"), rtol=0, atol=0)
+    torch.testing.assert_close(solve(blur, "both.safetensors"), solve(blur, "shared.safetensors"), rtol=0, atol=0)
+    assert (solve(sr, "both.safetensors") - solve(sr, "shared.safetensors")).abs().max() > 1e-3
+    # replacing the expert keeps one copy; an expert of another layout is refused
+    save_expert(shared, tmp_path / "both.safetensors", tmp_path / "both.safetensors", "sr", {"steps": 8})
+    assert experts(read_unfolding(tmp_path / "both.safetensors")[1])["sr"]["steps_total"] == 15  # continued
+    torch.testing.assert_close(solve(sr, "both.safetensors"), solve(sr, "shared.safetensors"), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="expert 'sr': its config differs"):
+        save_expert(_perturbed(3, rank=3), tmp_path / "x.safetensors", tmp_path / "both.safetensors", "sr", {})
