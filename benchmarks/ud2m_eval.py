@@ -1,13 +1,15 @@
 """UD2M against the langevin solver at equal NFE, on CBSD68 crops it was never trained on.
 
     python benchmarks/ud2m_eval.py [--unfolding weights/embedded_ud2m.safetensors] [--images 6]
-                                   [--size 128] [--nfe 6] [--tasks deblur_gauss sr_x4]
+                                   [--size 128] [--nfe 6] [--tasks deblur_gauss sr_x4] [--init imdn]
 
 Each task is one of the evaluate grid's (configs/evaluate.yaml), scored by
 benchmarks/preset_objective.score (seeded degradations and solves, mean PSNR): langevin with its
 preset, ud2m at its starting point (``unfolding: untrained``) and the trained unfolding (on its own
 schedule, and with its per-task preset where configs/presets.yaml has one), next to
-the classical baselines TV and BM3D (where they apply) on the same degraded crops.
+the classical baselines TV and BM3D (where they apply) on the same degraded crops. ``--init
+imdn``: every solver starts from the IMDN x4 network's estimate (a solver's ``init:``; x4 SR only),
+so the file's ``refine`` expert runs where it has one; the "input estimate" column is IMDN's.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import preset_objective as po  # noqa: E402
 
 from operators.degradations import build_degradation  # noqa: E402
+from operators.degradations.estimated import with_estimate  # noqa: E402
+from operators.estimators import build_estimator  # noqa: E402
 from operators.solvers.presets import preset_values, task_family  # noqa: E402
 
 CBSD68 = po.REPO.parent / "shared" / "data" / "eval" / "CBSD68"
@@ -60,18 +64,21 @@ def main() -> None:
     ap.add_argument("--nfe", type=int, default=6)
     ap.add_argument("--tasks", nargs="+", default=["deblur_gauss", "sr_x4"])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init", default=None, help="a learned start for every solver (imdn)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     images, prior = crops(args.images, args.size), {"name": "embedded"}
     print("| task | input estimate | tv | bm3d | langevin (preset) | ud2m untrained | ud2m trained | "
           "ud2m trained (preset) |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+    init = {"name": args.init} if args.init else None
     for task in args.tasks:
         base = [baseline_psnr(b, task, images) for b in ("tv", "bm3d")]
-        lv = po.score("langevin", task, {"preset": "auto"}, args.nfe, prior, images)
-        un = po.score("ud2m", task, {"unfolding": "untrained"}, args.nfe, prior, images)
-        tr = po.score("ud2m", task, {"unfolding": args.unfolding}, args.nfe, prior, images)
-        family = task_family(build_degradation(po.tasks()[task]))
-        preset = (po.score("ud2m", task, {"unfolding": args.unfolding, "preset": "auto"}, args.nfe, prior, images)
+        lv = po.score("langevin", task, {"preset": "auto"}, args.nfe, prior, images, init)
+        un = po.score("ud2m", task, {"unfolding": "untrained"}, args.nfe, prior, images, init)
+        tr = po.score("ud2m", task, {"unfolding": args.unfolding}, args.nfe, prior, images, init)
+        family = task_family(with_estimate(build_degradation(po.tasks()[task]), build_estimator(init)))
+        preset = (po.score("ud2m", task, {"unfolding": args.unfolding, "preset": "auto"}, args.nfe, prior, images,
+                           init)
                   if preset_values("ud2m", family) else tr)  # the unfolding's own schedule where none
         cells = [lv["input_psnr"], *base, lv["psnr"], un["psnr"], tr["psnr"], preset["psnr"]]
         print(f"| {task} | " + " | ".join("-" if np.isnan(c) else f"{c:.2f}" for c in cells) + " |", flush=True)

@@ -38,15 +38,26 @@ class TrainUnfoldedConfig(TrainRunConfig):
     checkpoint_dir: str = "runs/train-unfolded/checkpoints"
     init_unfolding: str | None = None                  # warm start from a trained unfolding file
     expert: str | None = None                          # fine-tune init_unfolding's expert for this operator family
+    init: dict | None = None                           # a learned start {name: imdn, weights: PATH}, as a solver's
 
     def expert_operators(self) -> list[dict]:
-        """The operators trained on: all of ``operators``, or with ``expert`` those of its family."""
+        """The operators trained on: those of ``operators`` the ``init`` estimator serves (all
+        without one), and with ``expert`` only those of its family (``refine`` with an init)."""
         from operators.degradations import build_degradation
+        from operators.degradations.estimated import WithEstimate
+        from operators.estimators import build_estimator
         from operators.solvers.presets import task_family
 
-        if not self.expert:
-            return [dict(s) for s in self.operators]
-        return [dict(s) for s in self.operators if task_family(build_degradation(s)) == self.expert]
+        est, kept = build_estimator(self.init), []
+        for spec in self.operators:
+            op = build_degradation(spec)
+            try:
+                op = WithEstimate(op, est) if est else op
+            except ValueError:  # not an operator this estimator was trained for
+                continue
+            if not self.expert or task_family(op) == self.expert:
+                kept.append(dict(spec))
+        return kept
 
     def unfolding_config(self):
         """The UnfoldingConfig trained: ``init_unfolding``'s own when set (``unfolding`` keys, if
@@ -79,13 +90,25 @@ class TrainUnfoldedConfig(TrainRunConfig):
         from operators.degradations import build_degradation
         from operators.solvers.presets import task_family
 
+        if self.init is not None:
+            from operators.estimators import build_estimator
+
+            if self.pairs:
+                raise ConfigError("config keys 'init' and 'pairs': a learned start applies to pairs drawn on "
+                                  "the fly from 'operators'; drop one")
+            try:
+                build_estimator(self.init)
+            except (ValueError, OSError) as e:
+                raise ConfigError(f"config key 'init': {e}") from None
+            if not self.expert_operators() and self.expert is None:
+                raise ConfigError(f"config key 'init': {self.init['name']} serves none of 'operators'")
         if self.expert is None:
             return
         if not self.init_unfolding:
             raise ConfigError("config key 'expert': an expert is fine-tuned from a trained unfolding; "
                               "set 'init_unfolding' to it (the output holds it plus the expert)")
         if not self.expert_operators():
-            have = sorted({task_family(build_degradation(s)) for s in self.operators})
+            have = sorted({"refine" if self.init else task_family(build_degradation(s)) for s in self.operators})
             raise ConfigError(f"config key 'expert': no operator in 'operators' is of family {self.expert!r}; "
                               f"their families: {', '.join(have)}")
 
@@ -155,6 +178,7 @@ def run(cfg: TrainUnfoldedConfig) -> TrainUnfoldedSummary:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from operators.estimators import build_estimator
     from pipelines.ray_runtime import init_ray
     from pipelines.tracking import log_run
     from pipelines.training.unfolded_loop import train_unfolded_loop
@@ -167,6 +191,8 @@ def run(cfg: TrainUnfoldedConfig) -> TrainUnfoldedSummary:
     for key in ("data", "pairs", "output", "checkpoint_dir", "init_unfolding"):
         if loop_cfg[key] and "://" not in loop_cfg[key]:
             loop_cfg[key] = os.path.abspath(loop_cfg[key])
+    if cfg.init:  # resolved here (default weights, absolute path): the workers run elsewhere
+        loop_cfg["init"] = {"name": cfg.init["name"], "weights": os.path.abspath(build_estimator(cfg.init).weights)}
     if loop_cfg["prior"].get("weights"):  # the workers run elsewhere
         loop_cfg["prior"] = {**loop_cfg["prior"], "weights": os.path.abspath(loop_cfg["prior"]["weights"])}
     init_ray(cfg.ray)

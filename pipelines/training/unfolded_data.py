@@ -12,6 +12,8 @@ import torch
 
 from operators.degradations import build_degradation, sample_degradation
 from operators.degradations.base import Degradation
+from operators.degradations.estimated import WithEstimate
+from operators.estimators import build_estimator
 from pipelines.training.data import PatchSampler, load_images
 
 Group = tuple[torch.Tensor, torch.Tensor, Degradation]
@@ -39,16 +41,18 @@ def require_exact_prox(op: Degradation, where: str) -> Degradation:
 
 class FamilyBatches:
     """On-the-fly batches: random crops (flips, rot90) of the images under ``data``, one operator
-    of the family per batch, y = A x0 + n; deterministic given ``generator``."""
+    of the family per batch, y = A x0 + n; deterministic given ``generator``. ``estimator``: a
+    learned start (operators/estimators) every operator is wrapped with, as a solver's ``init``."""
 
     def __init__(self, data: str, specs: list[dict], noise_sigma: tuple[float, float], patch: int,
-                 batch_size: int, generator: torch.Generator, limit_images: int | None = None):
+                 batch_size: int, generator: torch.Generator, limit_images: int | None = None, estimator=None):
         self.sampler = PatchSampler(load_images(data, limit=limit_images), patch, batch_size, generator)
-        self.specs, self.noise_sigma, self.g = specs, tuple(noise_sigma), generator
+        self.specs, self.noise_sigma, self.g, self.estimator = specs, tuple(noise_sigma), generator, estimator
 
     def next(self) -> list[Group]:
         x0 = self.sampler.sample()
         op = sample_operator(self.specs, self.noise_sigma, self.g, tuple(x0.shape))
+        op = WithEstimate(op, self.estimator) if self.estimator is not None else op
         return [(x0, op.measure(x0, self.g), require_exact_prox(op, "the family"))]
 
 
@@ -82,4 +86,4 @@ def batch_source(cfg: dict, generator: torch.Generator,
     if cfg.get("pairs"):
         return ParquetBatches(cfg["pairs"], b, cfg["seed"])
     return FamilyBatches(cfg["data"], cfg["operators"], tuple(cfg["noise_sigma"]), cfg["patch"], b, generator,
-                         cfg.get("limit_images"))
+                         cfg.get("limit_images"), build_estimator(cfg.get("init")))

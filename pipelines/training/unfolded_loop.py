@@ -118,7 +118,8 @@ def train_unfolded_loop(cfg: dict) -> None:
         meta = {"steps": step + 1, "train_seconds": round(time.perf_counter() - t0, 1), "loss": cfg["loss"],
                 "data": cfg.get("pairs") or cfg.get("data_label", cfg["data"]), "operators": cfg["operators"],
                 "noise_sigma": cfg["noise_sigma"], "nfe": cfg["nfe"], "patch": cfg["patch"],
-                "batch_size": cfg["batch_size"], "base_prior": cfg["prior"]}
+                "batch_size": cfg["batch_size"], "base_prior": cfg["prior"],
+                **({"init": cfg["init"]["name"]} if cfg.get("init") else {})}
         os.makedirs(os.path.dirname(os.path.abspath(cfg["output"])), exist_ok=True)
         if cfg.get("expert"):  # init_unfolding's file with this expert added or replaced
             save_expert(core, cfg["output"], cfg["init_unfolding"], cfg["expert"], meta)

@@ -174,3 +174,34 @@ def test_an_expert_fine_tunes_on_its_family_alone_and_joins_the_file(ray_local, 
     assert shared.keys() == before.keys() and all(torch.equal(shared[k], before[k]) for k in before)
     tuned = {k[len(PREFIX + "sr."):]: v for k, v in after.items() if k.startswith(PREFIX + "sr.")}
     assert tuned.keys() == before.keys() and not torch.equal(tuned["ud2m.log_delta"], before["ud2m.log_delta"])
+
+
+def test_a_learned_start_trains_the_operators_its_estimator_serves(tmp_path):
+    """``init: {name: imdn}`` (as a solver's): pairs start from IMDN's estimate, on the family's
+    x4 bicubic SR only (the operator IMDN learnt); with it, ``expert: refine`` is that family."""
+    from operators.estimators import build_estimator
+    from operators.priors import build_prior
+    from operators.solvers.unfolded import UD2M, UnfoldingConfig
+    from operators.solvers.unfolding_file import save_unfolding
+    from pipelines.training.unfolded_data import batch_source
+
+    cfg = _cfg(tmp_path, init={"name": "imdn"})
+    assert cfg.expert_operators() == [{"name": "sr", "scale": 4}]
+    init = str(tmp_path / "u.safetensors")
+    save_unfolding(UD2M(build_prior(cfg.prior), UnfoldingConfig(inner_steps=2, lora_rank=2)), init)
+    refine = _cfg(tmp_path, init={"name": "imdn"}, expert="refine", init_unfolding=init, unfolding={})
+    assert refine.expert_operators() == [{"name": "sr", "scale": 4}]
+    with pytest.raises(ConfigError, match="'expert': no operator .* family 'sr'.*their families: refine"):
+        _cfg(tmp_path, init={"name": "imdn"}, expert="sr", init_unfolding=init, unfolding={})
+    with pytest.raises(ConfigError, match="'init': imdn serves none of 'operators'"):
+        _cfg(tmp_path, init={"name": "imdn"}, operators=[{"name": "blur", "kind": "gaussian"}])
+    with pytest.raises(ConfigError, match="'init': unknown init estimator 'esrgan'"):
+        _cfg(tmp_path, init={"name": "esrgan"})
+    with pytest.raises(ConfigError, match="'init' and 'pairs'"):
+        _cfg(tmp_path, init={"name": "imdn"}, pairs=str(tmp_path))
+
+    loop = {**refine.__dict__, "operators": refine.expert_operators()}
+    (x0, y, op), = batch_source(loop, torch.Generator().manual_seed(0)).next()
+    assert op.estimator == build_estimator({"name": "imdn"}) and y.shape[-1] * 4 == x0.shape[-1] == 32
+    torch.testing.assert_close(op.init_estimate(y), build_estimator({"name": "imdn"})(y))
+    assert float((op.init_estimate(y) - torch.nn.functional.interpolate(y, scale_factor=4)).abs().mean()) > 1e-3
