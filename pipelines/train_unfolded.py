@@ -40,7 +40,7 @@ class TrainUnfoldedConfig(TrainRunConfig):
     expert: str | None = None                          # fine-tune init_unfolding's expert for this operator family
     init: dict | None = None                           # a learned start {name: imdn, weights: PATH}, as a solver's
 
-    def expert_operators(self) -> list[dict]:
+    def trained_operators(self) -> list[dict]:
         """The operators trained on: those of ``operators`` the ``init`` estimator serves (all
         without one), and with ``expert`` only those of its family (``refine`` with an init)."""
         from operators.degradations import build_degradation
@@ -100,14 +100,17 @@ class TrainUnfoldedConfig(TrainRunConfig):
                 build_estimator(self.init)
             except (ValueError, OSError) as e:
                 raise ConfigError(f"config key 'init': {e}") from None
-            if not self.expert_operators() and self.expert is None:
+            if not self.trained_operators() and self.expert is None:
                 raise ConfigError(f"config key 'init': {self.init['name']} serves none of 'operators'")
         if self.expert is None:
             return
+        if self.pairs:
+            raise ConfigError("config keys 'expert' and 'pairs': an expert trains on its family's members of "
+                              "'operators', drawn on the fly; drop 'pairs'")
         if not self.init_unfolding:
             raise ConfigError("config key 'expert': an expert is fine-tuned from a trained unfolding; "
                               "set 'init_unfolding' to it (the output holds it plus the expert)")
-        if not self.expert_operators():
+        if not self.trained_operators():
             have = sorted({"refine" if self.init else task_family(build_degradation(s)) for s in self.operators})
             raise ConfigError(f"config key 'expert': no operator in 'operators' is of family {self.expert!r}; "
                               f"their families: {', '.join(have)}")
@@ -187,7 +190,7 @@ def run(cfg: TrainUnfoldedConfig) -> TrainUnfoldedSummary:
     loop_cfg = asdict(cfg)
     loop_cfg["data_label"] = cfg.data  # as written in the config, for the metadata
     loop_cfg["unfolding"] = json.loads(cfg.unfolding_config().to_json())
-    loop_cfg["operators"] = cfg.expert_operators()
+    loop_cfg["operators"] = cfg.trained_operators()
     for key in ("data", "pairs", "output", "checkpoint_dir", "init_unfolding"):
         if loop_cfg[key] and "://" not in loop_cfg[key]:
             loop_cfg[key] = os.path.abspath(loop_cfg[key])

@@ -160,6 +160,8 @@ def test_an_expert_fine_tunes_on_its_family_alone_and_joins_the_file(ray_local, 
     init = str(tmp_path / "u.safetensors")
     with pytest.raises(ConfigError, match="'expert'.*set 'init_unfolding'"):
         _cfg(tmp_path, expert="sr")
+    with pytest.raises(ConfigError, match="'expert' and 'pairs'"):
+        _cfg(tmp_path, expert="sr", pairs=str(tmp_path), init_unfolding=init, unfolding={})
     with pytest.raises(ConfigError, match="'expert': no operator .* family 'inpaint_random'.*deblur, denoise, sr"):
         _cfg(tmp_path, expert="inpaint_random", init_unfolding=init, unfolding={})
     summary = run(_cfg(tmp_path, expert="sr", init_unfolding=init, unfolding={}, steps=2, patch=16, val_images=1,
@@ -186,11 +188,11 @@ def test_a_learned_start_trains_the_operators_its_estimator_serves(tmp_path):
     from pipelines.training.unfolded_data import batch_source
 
     cfg = _cfg(tmp_path, init={"name": "imdn"})
-    assert cfg.expert_operators() == [{"name": "sr", "scale": 4}]
+    assert cfg.trained_operators() == [{"name": "sr", "scale": 4}]
     init = str(tmp_path / "u.safetensors")
     save_unfolding(UD2M(build_prior(cfg.prior), UnfoldingConfig(inner_steps=2, lora_rank=2)), init)
     refine = _cfg(tmp_path, init={"name": "imdn"}, expert="refine", init_unfolding=init, unfolding={})
-    assert refine.expert_operators() == [{"name": "sr", "scale": 4}]
+    assert refine.trained_operators() == [{"name": "sr", "scale": 4}]
     with pytest.raises(ConfigError, match="'expert': no operator .* family 'sr'.*their families: refine"):
         _cfg(tmp_path, init={"name": "imdn"}, expert="sr", init_unfolding=init, unfolding={})
     with pytest.raises(ConfigError, match="'init': imdn serves none of 'operators'"):
@@ -200,7 +202,7 @@ def test_a_learned_start_trains_the_operators_its_estimator_serves(tmp_path):
     with pytest.raises(ConfigError, match="'init' and 'pairs'"):
         _cfg(tmp_path, init={"name": "imdn"}, pairs=str(tmp_path))
 
-    loop = {**refine.__dict__, "operators": refine.expert_operators()}
+    loop = {**refine.__dict__, "operators": refine.trained_operators()}
     (x0, y, op), = batch_source(loop, torch.Generator().manual_seed(0)).next()
     assert op.estimator == build_estimator({"name": "imdn"}) and y.shape[-1] * 4 == x0.shape[-1] == 32
     torch.testing.assert_close(op.init_estimate(y), build_estimator({"name": "imdn"})(y))
