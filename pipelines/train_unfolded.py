@@ -40,24 +40,29 @@ class TrainUnfoldedConfig(TrainRunConfig):
     expert: str | None = None                          # fine-tune init_unfolding's expert for this operator family
     init: dict | None = None                           # a learned start {name: imdn, weights: PATH}, as a solver's
 
-    def trained_operators(self) -> list[dict]:
-        """The operators trained on: those of ``operators`` the ``init`` estimator serves (all
-        without one), and with ``expert`` only those of its family (``refine`` with an init)."""
+    def operator_families(self) -> list[tuple[dict, str | None]]:
+        """(spec, its preset family) for each of ``operators``, as the ud2m solver will see it:
+        wrapped in the ``init`` estimator where one is given (family ``refine``), None where
+        that estimator refuses the operator."""
         from operators.degradations import build_degradation
         from operators.degradations.estimated import WithEstimate
         from operators.estimators import build_estimator
         from operators.solvers.presets import task_family
 
-        est, kept = build_estimator(self.init), []
+        est, out = build_estimator(self.init), []
         for spec in self.operators:
             op = build_degradation(spec)
             try:
-                op = WithEstimate(op, est) if est else op
+                out.append((dict(spec), task_family(WithEstimate(op, est) if est else op)))
             except ValueError:  # not an operator this estimator was trained for
-                continue
-            if not self.expert or task_family(op) == self.expert:
-                kept.append(dict(spec))
-        return kept
+                out.append((dict(spec), None))
+        return out
+
+    def trained_operators(self) -> list[dict]:
+        """The operators trained on: those of ``operators`` the ``init`` estimator serves (all
+        without one), and with ``expert`` only those of its family."""
+        return [spec for spec, family in self.operator_families()
+                if family is not None and (not self.expert or family == self.expert)]
 
     def unfolding_config(self):
         """The UnfoldingConfig trained: ``init_unfolding``'s own when set (``unfolding`` keys, if
@@ -87,9 +92,6 @@ class TrainUnfoldedConfig(TrainRunConfig):
         self._check_expert()
 
     def _check_expert(self) -> None:
-        from operators.degradations import build_degradation
-        from operators.solvers.presets import task_family
-
         if self.init is not None:
             from operators.estimators import build_estimator
 
@@ -111,7 +113,7 @@ class TrainUnfoldedConfig(TrainRunConfig):
             raise ConfigError("config key 'expert': an expert is fine-tuned from a trained unfolding; "
                               "set 'init_unfolding' to it (the output holds it plus the expert)")
         if not self.trained_operators():
-            have = sorted({"refine" if self.init else task_family(build_degradation(s)) for s in self.operators})
+            have = sorted({family for _, family in self.operator_families() if family})
             raise ConfigError(f"config key 'expert': no operator in 'operators' is of family {self.expert!r}; "
                               f"their families: {', '.join(have)}")
 
