@@ -85,7 +85,7 @@ def read_table_file(path: str) -> list:
 def test_pair_rows_hold_boxes_shapes_and_params(first_run):
     out, _ = first_run
     rows = pairs_by_id(out)
-    names = set()
+    names, picks = set(), set()
     for r in rows.values():
         h, w = SIZES[r["relative_path"]]
         assert 0 <= r["top"] <= h - 32 and 0 <= r["left"] <= w - 32 and r["height"] == r["width"] == 32
@@ -94,7 +94,11 @@ def test_pair_rows_hold_boxes_shapes_and_params(first_run):
         scale = spec["scale"]
         assert r["hq_shape"] == [3, 32, 32] and r["lq_shape"] == [3, 32 // scale, 32 // scale]
         assert r["seed"] == 3 and len(r["config_hash"]) == 16
-    assert names == {"realesrgan", "sr"}  # a list of specs: one picked per crop
+        # a list of specs: one picked per crop, by the crop id's own seeded draw
+        k = int(torch.randint(len(SPECS), (), generator=make_generator(3, r["id"], "choice")))
+        assert spec["name"] == SPECS[k]["name"]
+        picks.add(k)
+    assert names == {SPECS[k]["name"] for k in picks} and len(rows) == 3 * CROPS
 
 
 def test_deterministic_across_runs_and_resume(first_run, input_dir, tmp_path):
