@@ -3,6 +3,7 @@ Train's TorchTrainer; checkpoints resume; loss curve, before/after PSNR and a sa
 MLflow; the unfolding is written as safetensors (tied to its base prior) with a model card stub."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -15,6 +16,7 @@ from pipelines.training.run_config import TrainRunConfig
 
 FAMILY = [{"name": "blur", "kind": "gaussian"}, {"name": "sr", "scale": 2}, {"name": "sr", "scale": 4},
           {"name": "denoise"}]  # issue 11: Gaussian blur sigma 0.5-3 px, bicubic x2 / x4, noise
+WIDEN = ("lora_rank", "lora_alpha")  # the 'unfolding' keys that may differ from init_unfolding's
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,15 +67,17 @@ class TrainUnfoldedConfig(TrainRunConfig):
                 if family is not None and (not self.expert or family == self.expert)]
 
     def unfolding_config(self):
-        """The UnfoldingConfig trained: ``init_unfolding``'s own when set (``unfolding`` keys, if
-        any, must agree with it), else ``unfolding``'s."""
+        """The UnfoldingConfig trained: ``init_unfolding``'s own when set, with the LoRA rank and
+        alpha ``unfolding`` gives (a wider adapter starts as the file's: lora.widen_lora_state;
+        any other ``unfolding`` key must agree with the file), else ``unfolding``'s."""
         from operators.solvers.unfolded import UnfoldingConfig
         from operators.solvers.unfolding_file import read_unfolding
 
         if not self.init_unfolding:
             return UnfoldingConfig(**self.unfolding)
         _, meta = read_unfolding(self.init_unfolding)
-        return UnfoldingConfig.from_json(meta["config"])
+        wider = {k: self.unfolding[k] for k in WIDEN if k in self.unfolding}
+        return dataclasses.replace(UnfoldingConfig.from_json(meta["config"]), **wider)
 
     def validate(self) -> None:
         from pipelines.prior_files import check_prior_files
@@ -145,14 +149,21 @@ class TrainUnfoldedConfig(TrainRunConfig):
             raise ConfigError(f"config key 'unfolding': {e}") from None
         k = given.inner_steps
         if self.init_unfolding:
+            from operators.solvers.unfolding_file import read_unfolding
+
             try:
-                start = self.unfolding_config()
+                saved = UnfoldingConfig.from_json(read_unfolding(self.init_unfolding)[1]["config"])
             except (OSError, ValueError) as e:
                 raise ConfigError(f"config key 'init_unfolding': {e}") from None
-            if self.unfolding and start != given:
+            start = self.unfolding_config()
+            as_saved = dataclasses.replace(given, lora_rank=saved.lora_rank, lora_alpha=saved.lora_alpha)
+            if set(self.unfolding) - set(WIDEN) and as_saved != saved:
                 raise ConfigError(f"config keys 'unfolding' and 'init_unfolding': the file was trained as "
-                                  f"{start.to_json()}, the config gives {given.to_json()}; drop 'unfolding' "
-                                  "to continue the file as it is")
+                                  f"{saved.to_json()}, the config gives {given.to_json()}; when continuing a "
+                                  "file, 'unfolding' may only widen its LoRA (lora_rank, lora_alpha)")
+            if start.lora_rank < saved.lora_rank:
+                raise ConfigError(f"config key 'unfolding.lora_rank': {start.lora_rank} is below the rank "
+                                  f"{saved.lora_rank} of init_unfolding's adapters; it can only grow")
             k = start.inner_steps
         if self.nfe < k:
             raise ConfigError(f"config key 'nfe': at least unfolding.inner_steps = {k}, got {self.nfe}")

@@ -30,7 +30,9 @@ for _k, _v in _ENV.items():
     os.environ.setdefault(_k, _v)
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
-os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="rr", dir="/tmp"))
+if os.environ.get("PYTEST_XDIST_WORKER") or "RAY_TMPDIR" not in os.environ:
+    # one Ray temp folder per test process (pytest-xdist runs two, each with its own local Ray)
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rr", dir="/tmp")
 
 
 def shared_data() -> Path:

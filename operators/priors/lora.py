@@ -152,6 +152,29 @@ def load_lora_state(model: nn.Module, state: dict[str, torch.Tensor], meta: dict
     return names
 
 
+def widen_lora_state(model: nn.Module, state: dict[str, torch.Tensor], meta: dict[str, str]) -> dict[str, torch.Tensor]:
+    """``state`` (adapters saved at ``meta``'s rank and alpha) as tensors for ``model``'s adapters
+    (the same layers, a rank at least as large), computing the same function: the saved A rows
+    come first and ``model``'s own (random) rows fill the rest; the saved B columns are rescaled by
+    old / new alpha-over-rank and the new columns are zero, so B A (times its scale) is unchanged
+    and the added rank starts as LoRA's own init does, ready to train."""
+    layers, out = lora_layers(model), {}
+    old_rank, old_scale = int(meta["lora_rank"]), float(meta["lora_alpha"]) / int(meta["lora_rank"])
+    for key, value in state.items():
+        name, part, _ = key.rsplit(".", 2)
+        layer = layers.get(name)
+        if layer is None or layer.rank < old_rank:
+            raise ValueError(f"widening LoRA {key}: {'no adapter there' if layer is None else f'rank {layer.rank} < {old_rank}'}")
+        mine = getattr(layer, part).weight.detach().clone()
+        if part == "down":
+            mine[:old_rank] = value.to(mine.dtype)
+        else:
+            mine.zero_()
+            mine[:, :old_rank] = value.to(mine.dtype) * (old_scale / layer.scale)
+        out[key] = mine
+    return out
+
+
 def save_lora(model: nn.Module, path: str | Path, extra: dict[str, str] | None = None) -> None:
     """The adapters alone as safetensors (float32), metadata kind ``lora``."""
     from safetensors.torch import save_file

@@ -56,6 +56,23 @@ def unfolding_loss(model, groups, n_outer: int, generator: torch.Generator, kind
     return total
 
 
+def warm_start(core, path: str, expert: str | None) -> None:
+    """Load ``path``'s adapters and step parameters into ``core`` (its expert for ``expert``, or
+    the shared unfolding): a LoRA of a larger rank than the file's starts as the file's
+    (lora.widen_lora_state)."""
+    from operators.priors.lora import lora_metadata, widen_lora_state
+    from operators.solvers.unfolding_experts import select
+    from operators.solvers.unfolding_file import read_unfolding
+
+    state, meta = read_unfolding(path)
+    state = select(state, meta, expert)[0]
+    if int(meta.get("lora_rank", 0)) not in (0, core.config.lora_rank):
+        scalars = {k: v for k, v in state.items() if k.startswith("ud2m.")}
+        adapters = widen_lora_state(core.prior, {k: v for k, v in state.items() if k not in scalars}, meta)
+        state, meta = {**scalars, **adapters}, lora_metadata(core.prior)
+    core.load_trainable_state(state, meta)
+
+
 def train_unfolded_loop(cfg: dict) -> None:
     import ray.train
     import ray.train.torch
@@ -86,11 +103,7 @@ def train_unfolded_loop(cfg: dict) -> None:
         g.set_state(state["rng"])
         start, history = state["step"], json.loads((latest.parent / "history.json").read_text())
     elif cfg.get("init_unfolding"):  # warm start (a fresh machine): adapters and scalars, new optimiser
-        from operators.solvers.unfolding_experts import select
-        from operators.solvers.unfolding_file import read_unfolding
-
-        state, meta = read_unfolding(cfg["init_unfolding"])  # an expert starts from itself or the shared
-        core.load_trainable_state(select(state, meta, cfg.get("expert"))[0], meta)
+        warm_start(core, cfg["init_unfolding"], cfg.get("expert"))
     n_outer = cfg["nfe"] // core.inner_steps
     trainable = scalars + adapters
     t0, running, step = time.perf_counter(), [], start

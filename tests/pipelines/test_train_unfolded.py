@@ -136,8 +136,10 @@ def test_init_unfolding_continues_a_trained_file_on_a_fresh_machine(ray_local, t
     run(_cfg(tmp_path, steps=2, patch=16, val_images=0))
     first, _ = read_unfolding(tmp_path / "u.safetensors")
     assert float(first["ud2m.log_delta"].abs().max()) > 1e-4
-    with pytest.raises(ConfigError, match="'unfolding' and 'init_unfolding'.*drop 'unfolding'"):
-        _cfg(tmp_path, init_unfolding=str(tmp_path / "u.safetensors"), unfolding={"inner_steps": 2, "lora_rank": 3})
+    with pytest.raises(ConfigError, match="'unfolding' and 'init_unfolding'.*only widen its LoRA"):
+        _cfg(tmp_path, init_unfolding=str(tmp_path / "u.safetensors"), unfolding={"inner_steps": 3, "lora_rank": 3})
+    with pytest.raises(ConfigError, match="'unfolding.lora_rank': 1 is below the rank 2"):
+        _cfg(tmp_path, init_unfolding=str(tmp_path / "u.safetensors"), unfolding={"lora_rank": 1})
     with pytest.raises(ConfigError, match="'init_unfolding'"):
         _cfg(tmp_path, init_unfolding=str(tmp_path / "missing.safetensors"))
     cont = _cfg(tmp_path, steps=1, patch=16, val_images=0, lr=1e-12, lr_scalars=1e-12, unfolding={},
@@ -148,6 +150,34 @@ def test_init_unfolding_continues_a_trained_file_on_a_fresh_machine(ray_local, t
     assert second.keys() == first.keys()
     for k in first:
         torch.testing.assert_close(second[k], first[k], atol=1e-6, rtol=0)
+
+
+def test_a_wider_lora_continues_a_file_as_it_was(tmp_path):
+    """``unfolding: {lora_rank: R}`` beside ``init_unfolding``: the adapters grow to rank R and
+    the unfolding starts as the file's, output for output."""
+    from operators.priors import build_prior
+    from operators.solvers.unfolded import UD2M, UnfoldingConfig
+    from operators.solvers.unfolding_file import load_unfolding, save_unfolding
+    from operators.priors.lora import lora_layers
+    from pipelines.training.unfolded_loop import warm_start
+
+    narrow = UD2M(build_prior(_cfg(tmp_path).prior), UnfoldingConfig(inner_steps=2, lora_rank=2),
+                  generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        narrow.log_delta.fill_(0.3)
+        for layer in lora_layers(narrow.prior).values():
+            layer.up.weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(1))
+    init = str(tmp_path / "narrow.safetensors")
+    save_unfolding(narrow, init)
+    cfg = _cfg(tmp_path, init_unfolding=init, unfolding={"lora_rank": 5, "lora_alpha": 10.0})
+    assert cfg.unfolding_config() == UnfoldingConfig(inner_steps=2, lora_rank=5, lora_alpha=10.0)
+    wide = UD2M(build_prior(cfg.prior), cfg.unfolding_config(), generator=torch.Generator().manual_seed(2))
+    warm_start(wide, init, None)
+    assert {layer.rank for layer in lora_layers(wide.prior).values()} == {5}
+    op = build_degradation({"name": "sr", "scale": 2, "noise_sigma": 0.02})
+    y = op.measure(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0)), torch.Generator())
+    same = [m(y, op, 2, torch.Generator().manual_seed(3)) for m in (wide, load_unfolding(init, build_prior(cfg.prior)))]
+    torch.testing.assert_close(same[0], same[1], atol=1e-5, rtol=1e-5)
 
 
 def test_an_expert_fine_tunes_on_its_family_alone_and_joins_the_file(ray_local, tmp_path):

@@ -15,9 +15,12 @@ from operators.priors.lora import (
     inject_lora,
     load_lora,
     lora_layers,
+    lora_metadata,
+    lora_state_dict,
     merge_lora,
     save_lora,
     unmerge_lora,
+    widen_lora_state,
     wrap,
 )
 
@@ -71,6 +74,26 @@ def test_merged_equals_unmerged_and_unmerge_restores_the_base():
     for k, v in prior.state_dict().items():
         if ".down." not in k and ".up." not in k:
             torch.testing.assert_close(v, base[k.replace(".base.", ".")], rtol=0, atol=1e-6)
+
+
+def test_a_wider_adapter_starts_as_the_narrow_one_and_its_new_rank_trains():
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    narrow = tiny_prior()
+    inject_lora(narrow, EDM_UNET_TARGETS, rank=2, alpha=4.0, generator=torch.Generator().manual_seed(0))
+    randomize_up(narrow)
+    wide = tiny_prior()
+    inject_lora(wide, EDM_UNET_TARGETS, rank=5, alpha=5.0, generator=torch.Generator().manual_seed(1))
+    state = widen_lora_state(wide, lora_state_dict(narrow), lora_metadata(narrow))
+    for key, value in state.items():
+        getattr(lora_layers(wide)[key.rsplit(".", 2)[0]], key.rsplit(".", 2)[1]).weight.data.copy_(value)
+    torch.testing.assert_close(wide.denoise(x, 0.3), narrow.denoise(x, 0.3), rtol=1e-5, atol=1e-5)
+    assert not torch.equal(wide.denoise(x, 0.3), tiny_prior().denoise(x, 0.3))  # the adapters act
+    layer = next(iter(lora_layers(wide).values()))
+    assert layer.down.weight[2:].abs().sum() > 0 and layer.up.weight[:, 2:].abs().sum() == 0  # LoRA's own init
+    wide.denoise(x, 0.3).square().mean().backward()
+    assert layer.up.weight.grad[:, 2:].abs().sum() > 0  # the added rank gets gradient
+    with pytest.raises(ValueError, match="rank 2 < 5"):
+        widen_lora_state(narrow, lora_state_dict(wide), lora_metadata(wide))
 
 
 @pytest.mark.parametrize("merge", [False, True])
