@@ -100,8 +100,16 @@ def test_both_training_jobs_check_their_shared_run_keys_alike(key, value):
         "runs/train-prior/checkpoints", "runs/train-unfolded/checkpoints")
 
 
-def test_job_trains_and_writes_a_loadable_unfolding(ray_local, tmp_path):
-    summary = run(_cfg(tmp_path, steps=2, patch=16))
+@pytest.fixture(scope="module")
+def trained(ray_local, tmp_path_factory):
+    """One 2-step run of the job (its folder, summary): checked by the first test, the file the
+    continuation tests start from (a Ray Train fit costs ~10 s; each test's own runs are extra)."""
+    tmp_path = tmp_path_factory.mktemp("trained")
+    return tmp_path, run(_cfg(tmp_path, steps=2, patch=16))
+
+
+def test_job_trains_and_writes_a_loadable_unfolding(trained):
+    tmp_path, summary = trained
     assert summary.steps == 2 and np.isfinite(summary.final_loss)
     assert set(summary.validation) == {"init_estimate", "untrained", "trained"}
     history = json.loads((tmp_path / "ckpt" / "latest" / "history.json").read_text())
@@ -127,23 +135,23 @@ def test_job_trains_and_writes_a_loadable_unfolding(ray_local, tmp_path):
     assert logged.data.metrics["val_psnr_trained"] == summary.validation["trained"]
 
 
-def test_init_unfolding_continues_a_trained_file_on_a_fresh_machine(ray_local, tmp_path):
+def test_init_unfolding_continues_a_trained_file_on_a_fresh_machine(trained, tmp_path):
     """No checkpoint to resume (a fresh checkout): ``init_unfolding`` starts from the file's
     adapters and step parameters (with learning rates ~0 the result is the file again, where a
     fresh start has zero adapters and untrained steps); its config must agree with ``unfolding``."""
     from operators.solvers.unfolding_file import read_unfolding
 
-    run(_cfg(tmp_path, steps=2, patch=16, val_images=0))
-    first, _ = read_unfolding(tmp_path / "u.safetensors")
+    init = str(trained[0] / "u.safetensors")
+    first, _ = read_unfolding(init)
     assert float(first["ud2m.log_delta"].abs().max()) > 1e-4
     with pytest.raises(ConfigError, match="'unfolding' and 'init_unfolding'.*only widen its LoRA"):
-        _cfg(tmp_path, init_unfolding=str(tmp_path / "u.safetensors"), unfolding={"inner_steps": 3, "lora_rank": 3})
+        _cfg(tmp_path, init_unfolding=init, unfolding={"inner_steps": 3, "lora_rank": 3})
     with pytest.raises(ConfigError, match="'unfolding.lora_rank': 1 is below the rank 2"):
-        _cfg(tmp_path, init_unfolding=str(tmp_path / "u.safetensors"), unfolding={"lora_rank": 1})
+        _cfg(tmp_path, init_unfolding=init, unfolding={"lora_rank": 1})
     with pytest.raises(ConfigError, match="'init_unfolding'"):
         _cfg(tmp_path, init_unfolding=str(tmp_path / "missing.safetensors"))
     cont = _cfg(tmp_path, steps=1, patch=16, val_images=0, lr=1e-12, lr_scalars=1e-12, unfolding={},
-                init_unfolding=str(tmp_path / "u.safetensors"), output=str(tmp_path / "v.safetensors"),
+                init_unfolding=init, output=str(tmp_path / "v.safetensors"),
                 checkpoint_dir=str(tmp_path / "fresh"))
     run(cont)
     second, _ = read_unfolding(tmp_path / "v.safetensors")
@@ -180,14 +188,13 @@ def test_a_wider_lora_continues_a_file_as_it_was(tmp_path):
     torch.testing.assert_close(same[0], same[1], atol=1e-5, rtol=1e-5)
 
 
-def test_an_expert_fine_tunes_on_its_family_alone_and_joins_the_file(ray_local, tmp_path):
+def test_an_expert_fine_tunes_on_its_family_alone_and_joins_the_file(trained, tmp_path):
     """``expert: sr`` starts from init_unfolding's shared unfolding, trains on the SR members of
     the family only, and writes init_unfolding's file plus the expert (shared tensors unchanged)."""
     from operators.solvers.unfolding_experts import PREFIX, experts
     from operators.solvers.unfolding_file import read_unfolding
 
-    run(_cfg(tmp_path, steps=1, patch=16, val_images=0))
-    init = str(tmp_path / "u.safetensors")
+    init = str(trained[0] / "u.safetensors")
     with pytest.raises(ConfigError, match="'expert'.*set 'init_unfolding'"):
         _cfg(tmp_path, expert="sr")
     with pytest.raises(ConfigError, match="'expert' and 'pairs'"):
