@@ -67,17 +67,24 @@ class TrainUnfoldedConfig(TrainRunConfig):
                 if family is not None and (not self.expert or family == self.expert)]
 
     def unfolding_config(self):
-        """The UnfoldingConfig trained: ``init_unfolding``'s own when set, with the LoRA rank and
-        alpha ``unfolding`` gives (a wider adapter starts as the file's: lora.widen_lora_state;
-        any other ``unfolding`` key must agree with the file), else ``unfolding``'s."""
+        """The UnfoldingConfig trained: ``init_unfolding``'s own when set (its ``expert``'s where it
+        has one), with the LoRA rank and alpha ``unfolding`` gives (a wider adapter starts as the
+        file's: lora.widen_lora_state; any other ``unfolding`` key must agree with the file), else
+        ``unfolding``'s."""
         from operators.solvers.unfolded import UnfoldingConfig
-        from operators.solvers.unfolding_file import read_unfolding
 
         if not self.init_unfolding:
             return UnfoldingConfig(**self.unfolding)
-        _, meta = read_unfolding(self.init_unfolding)
+        meta = self._init_meta()
         wider = {k: self.unfolding[k] for k in WIDEN if k in self.unfolding}
         return dataclasses.replace(UnfoldingConfig.from_json(meta["config"]), **wider)
+
+    def _init_meta(self) -> dict[str, str]:
+        """The metadata ``init_unfolding``'s tensors load with (its ``expert``'s layout, if any)."""
+        from operators.solvers.unfolding_experts import select
+        from operators.solvers.unfolding_file import read_unfolding
+
+        return select(*read_unfolding(self.init_unfolding), self.expert)[1]
 
     def validate(self) -> None:
         from pipelines.prior_files import check_prior_files
@@ -149,10 +156,8 @@ class TrainUnfoldedConfig(TrainRunConfig):
             raise ConfigError(f"config key 'unfolding': {e}") from None
         k = given.inner_steps
         if self.init_unfolding:
-            from operators.solvers.unfolding_file import read_unfolding
-
             try:
-                saved = UnfoldingConfig.from_json(read_unfolding(self.init_unfolding)[1]["config"])
+                saved = UnfoldingConfig.from_json(self._init_meta()["config"])
             except (OSError, ValueError) as e:
                 raise ConfigError(f"config key 'init_unfolding': {e}") from None
             start = self.unfolding_config()

@@ -87,8 +87,7 @@ def load_unfolding(path: str | Path, prior: Prior, merge: bool = True, copy_prio
     leaving ``prior`` as it was; ``merge``: fold the adapters into the weights (inference);
     ``family``: an operator family whose expert the file holds loads that expert."""
     prior = prior.inner if isinstance(prior, TiledPrior) else prior
-    state, meta = read_unfolding(path)
-    state, _ = unfolding_experts.select(state, meta, family)
+    state, meta, _ = unfolding_experts.select(*read_unfolding(path), family)
     have = prior_digest(prior)
     if have != meta.get("base_digest"):
         raise ValueError(

@@ -64,8 +64,7 @@ def warm_start(core, path: str, expert: str | None) -> None:
     from operators.solvers.unfolding_experts import select
     from operators.solvers.unfolding_file import read_unfolding
 
-    state, meta = read_unfolding(path)
-    state = select(state, meta, expert)[0]
+    state, meta, _ = select(*read_unfolding(path), expert)  # the expert's own layout where it has one
     if int(meta.get("lora_rank", 0)) not in (0, core.config.lora_rank):
         scalars = {k: v for k, v in state.items() if k.startswith("ud2m.")}
         adapters = widen_lora_state(core.prior, {k: v for k, v in state.items() if k not in scalars}, meta)

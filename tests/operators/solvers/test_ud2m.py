@@ -180,5 +180,15 @@ def test_an_expert_serves_its_operator_family_and_the_shared_unfolding_every_oth
     save_expert(shared, tmp_path / "both.safetensors", tmp_path / "both.safetensors", "sr", {"steps": 8})
     assert experts(read_unfolding(tmp_path / "both.safetensors")[1])["sr"]["steps_total"] == 15  # continued
     torch.testing.assert_close(solve(sr, "both.safetensors"), solve(sr, "shared.safetensors"), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="expert 'sr': its lora_rank differs"):
+        save_expert(_perturbed(3, rank=1), tmp_path / "x.safetensors", tmp_path / "both.safetensors", "sr", {})
+    other = UD2M(tiny_prior(), UnfoldingConfig(inner_steps=2, lora_rank=2, **LANGEVIN), generator=gen(0))
     with pytest.raises(ValueError, match="expert 'sr': its config differs"):
-        save_expert(_perturbed(3, rank=3), tmp_path / "x.safetensors", tmp_path / "both.safetensors", "sr", {})
+        save_expert(other, tmp_path / "x.safetensors", tmp_path / "both.safetensors", "sr", {})
+    # a wider LoRA (rank 3 on the rank-2 shared unfolding) joins and loads at its own rank
+    wide = _perturbed(3, rank=3)
+    save_unfolding(wide, tmp_path / "wide_alone.safetensors")
+    save_expert(wide, tmp_path / "both.safetensors", tmp_path / "both.safetensors", "sr", {"steps": 1})
+    assert experts(read_unfolding(tmp_path / "both.safetensors")[1])["sr"]["layout"]["lora_rank"] == "3"
+    torch.testing.assert_close(solve(sr, "both.safetensors"), solve(sr, "wide_alone.safetensors"), rtol=0, atol=0)
+    torch.testing.assert_close(solve(blur, "both.safetensors"), solve(blur, "shared.safetensors"), rtol=0, atol=0)
