@@ -58,14 +58,15 @@ def unfolding_loss(model, groups, n_outer: int, generator: torch.Generator, kind
 
 def warm_start(core, path: str, expert: str | None) -> None:
     """Load ``path``'s adapters and step parameters into ``core`` (its expert for ``expert``, or
-    the shared unfolding): a LoRA of a larger rank than the file's starts as the file's
-    (lora.widen_lora_state)."""
+    the shared unfolding): a LoRA of a larger rank (or another alpha) than the file's starts as
+    the file's (lora.widen_lora_state)."""
     from operators.priors.lora import lora_metadata, widen_lora_state
     from operators.solvers.unfolding_experts import select
     from operators.solvers.unfolding_file import read_unfolding
 
     state, meta, _ = select(*read_unfolding(path), expert)  # the expert's own layout where it has one
-    if int(meta.get("lora_rank", 0)) not in (0, core.config.lora_rank):
+    saved = (int(meta.get("lora_rank", 0)), float(meta.get("lora_alpha", 0.0)))
+    if saved[0] and saved != (core.config.lora_rank, core.config.lora_alpha):  # wider, or rescaled
         scalars = {k: v for k, v in state.items() if k.startswith("ud2m.")}
         adapters = widen_lora_state(core.prior, {k: v for k, v in state.items() if k not in scalars}, meta)
         state, meta = {**scalars, **adapters}, lora_metadata(core.prior)
