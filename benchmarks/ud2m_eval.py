@@ -74,10 +74,9 @@ def main() -> None:
           "ud2m trained (preset) |\n|---|---:|---:|---:|---:|---:|---:|---:|")
     init = {"name": args.init} if args.init else None
     for task in args.tasks:
-        skipped = {"psnr": float("nan")}
         base = [float("nan")] * 2 if args.quick else [baseline_psnr(b, task, images) for b in ("tv", "bm3d")]
         lv = po.score("langevin", task, {"preset": "auto"}, args.nfe, prior, images, init)
-        un = skipped if args.quick else po.score("ud2m", task, {"unfolding": "untrained"}, args.nfe, prior, images, init)
+        un = {"psnr": float("nan")} if args.quick else po.score("ud2m", task, {"unfolding": "untrained"}, args.nfe, prior, images, init)
         tr = po.score("ud2m", task, {"unfolding": args.unfolding}, args.nfe, prior, images, init)
         family = task_family(with_estimate(build_degradation(po.tasks()[task]), build_estimator(init)))
         preset = (po.score("ud2m", task, {"unfolding": args.unfolding, "preset": "auto"}, args.nfe, prior, images,

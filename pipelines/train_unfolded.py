@@ -3,11 +3,10 @@ Train's TorchTrainer; checkpoints resume; loss curve, before/after PSNR and a sa
 MLflow; the unfolding is written as safetensors (tied to its base prior) with a model card stub."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -77,7 +76,7 @@ class TrainUnfoldedConfig(TrainRunConfig):
             return UnfoldingConfig(**self.unfolding)
         meta = self._init_meta()
         wider = {k: self.unfolding[k] for k in WIDEN if k in self.unfolding}
-        return dataclasses.replace(UnfoldingConfig.from_json(meta["config"]), **wider)
+        return replace(UnfoldingConfig.from_json(meta["config"]), **wider)
 
     def _init_meta(self) -> dict[str, str]:
         """The metadata ``init_unfolding``'s tensors load with (its ``expert``'s layout, if any)."""
@@ -161,8 +160,7 @@ class TrainUnfoldedConfig(TrainRunConfig):
             except (OSError, ValueError) as e:
                 raise ConfigError(f"config key 'init_unfolding': {e}") from None
             start = self.unfolding_config()
-            as_saved = dataclasses.replace(given, lora_rank=saved.lora_rank, lora_alpha=saved.lora_alpha)
-            if set(self.unfolding) - set(WIDEN) and as_saved != saved:
+            if set(self.unfolding) - set(WIDEN) and given.but_lora_size() != saved.but_lora_size():
                 raise ConfigError(f"config keys 'unfolding' and 'init_unfolding': the file was trained as "
                                   f"{saved.to_json()}, the config gives {given.to_json()}; when continuing a "
                                   "file, 'unfolding' may only widen its LoRA (lora_rank, lora_alpha)")

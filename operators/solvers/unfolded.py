@@ -13,7 +13,7 @@ Not implemented from the paper: its prox also couples to x_t, and its t-offset i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -60,6 +60,11 @@ class UnfoldingConfig(JsonConfig):
             raise ValueError(f"need inner_steps >= 1 and positive deltas, got {self.inner_steps}, {self.delta}")
         if not 0 <= self.zeta <= 1 or self.lora_rank < 0:
             raise ValueError(f"need 0 <= zeta <= 1 and lora_rank >= 0, got {self.zeta}, {self.lora_rank}")
+
+    def but_lora_size(self) -> "UnfoldingConfig":
+        """This config with LoRA rank and alpha left out (0): what a wider LoRA must share with
+        the unfolding it widens (lora.widen_lora_state)."""
+        return replace(self, lora_rank=0, lora_alpha=0.0)
 
 
 def default_targets(prior: Prior) -> tuple[str, ...]:

@@ -15,7 +15,6 @@ that, sharing one base prior, one file and one digest.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -55,7 +54,7 @@ def with_expert(base_state: dict[str, torch.Tensor], base_meta: dict[str, str], 
     from operators.solvers.unfolded import UnfoldingConfig
 
     mine, theirs = (UnfoldingConfig.from_json(m["config"]) for m in (meta, base_meta))
-    differs = {"config": dataclasses.replace(mine, lora_rank=theirs.lora_rank, lora_alpha=theirs.lora_alpha) != theirs,
+    differs = {"config": mine.but_lora_size() != theirs.but_lora_size(),
                "base_digest": meta.get("base_digest") != base_meta.get("base_digest"),
                "lora_layers": meta.get("lora_layers") != base_meta.get("lora_layers"),
                "lora_rank": int(meta["lora_rank"]) < int(base_meta["lora_rank"])}
